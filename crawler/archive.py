@@ -1,0 +1,72 @@
+"""Reading the archive: completed crawls (those with a manifest) and their text records."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from crawler.spool import MANIFEST_NAME
+from crawler.store import ArchiveStore
+
+
+@dataclass(frozen=True)
+class CrawlListing:
+    crawl_id: str
+    manifest: dict[str, Any] | None  # None: incomplete (no commit marker yet)
+    objects: int
+    size: int
+
+
+def list_crawls(store: ArchiveStore) -> list[CrawlListing]:
+    """Every crawl in the archive, complete or not, oldest first."""
+    objects: dict[str, list[int]] = {}
+    for info in store.list("crawls/"):
+        parts = info.key.split("/")
+        if len(parts) >= 3:
+            objects.setdefault(parts[1], []).append(info.size)
+    listings = []
+    for crawl_id in sorted(objects, key=lambda c: (c.rsplit("-", 1)[-1], c)):
+        manifest = read_manifest(store, crawl_id) if store.stat(
+            f"crawls/{crawl_id}/{MANIFEST_NAME}") else None
+        listings.append(CrawlListing(crawl_id, manifest, len(objects[crawl_id]),
+                                     sum(objects[crawl_id])))
+    return listings
+
+
+def read_manifest(store: ArchiveStore, crawl_id: str) -> dict[str, Any]:
+    with store.open(f"crawls/{crawl_id}/{MANIFEST_NAME}") as f:
+        return json.load(f)
+
+
+def complete_crawls(store: ArchiveStore, crawl_ids: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Manifests of the completed crawls (all, or those named); incomplete ones are ignored."""
+    wanted = set(crawl_ids)
+    return [c.manifest for c in list_crawls(store)
+            if c.manifest is not None and (not wanted or c.crawl_id in wanted)]
+
+
+def text_records(store: ArchiveStore, manifests: Iterable[dict[str, Any]],
+                 outlets: Iterable[str] = (), languages: Iterable[str] = ()
+                 ) -> Iterator[dict[str, Any]]:
+    """Stream the text records of the given crawls; shards that cannot match are not opened."""
+    outlets, languages = set(outlets), set(languages)
+    for manifest in manifests:
+        for entry in manifest["files"]:
+            if entry["kind"] != "text" or not entry.get("records"):
+                continue
+            if outlets and not outlets & set(entry.get("outlets", {})):
+                continue
+            if languages and not languages & set(entry.get("languages", {})):
+                continue
+            with store.open(entry["key"]) as raw, gzip.GzipFile(fileobj=raw) as gz:
+                for line in io.TextIOWrapper(gz, encoding="utf-8"):
+                    record = json.loads(line)
+                    if outlets and record.get("outlet") not in outlets:
+                        continue
+                    if languages and record.get("language") not in languages:
+                        continue
+                    yield record

@@ -1,0 +1,99 @@
+"""WARC capture of every HTTP exchange, as a downloader middleware.
+
+Placed above HttpCompressionMiddleware (590), it sees each response before decompression, so the
+body is stored as received (Content-Encoding kept), and each redirect hop, error status and
+robots.txt fetch separately. Heads come from the wire (see ``crawler.http``); when a download
+handler does not provide them, they are rebuilt from Scrapy's request and response.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from http import HTTPStatus
+from urllib.parse import urldefrag, urlsplit
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.http import Response
+from scrapy.utils.defer import maybe_deferred_to_future
+
+from crawler.http import WIRE_HEADS_META
+from crawler.run import ArchiveRun, Exchange
+from crawler.warc import warc_date
+
+CAPTURE_META = "warc_capture"
+"""``request.meta`` key under which the response record's location is left for the spider."""
+
+_HOP_BY_HOP_AFTER_DECODING = (b"transfer-encoding",)
+
+
+class WarcCaptureMiddleware:
+    def __init__(self, run: ArchiveRun) -> None:
+        self.run = run
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> WarcCaptureMiddleware:
+        return cls(ArchiveRun.from_crawler(crawler))
+
+    async def process_response(self, request: Request, response: Response) -> Response:
+        fetched = datetime.now(UTC)
+        request_head, response_head = request.meta.pop(WIRE_HEADS_META, (b"", b""))
+        exchange = Exchange(
+            url=urldefrag(response.url)[0],
+            date=warc_date(fetched),
+            ip_address=str(response.ip_address) if response.ip_address else None,
+            status=response.status,
+            mime=_mime(response),
+            request_head=request_head or _request_head(request),
+            request_body=request.body,
+            response_head=_strip_transfer_encoding(response_head) or _response_head(response),
+            response_body=response.body,
+        )
+        written = await maybe_deferred_to_future(self.run.write_exchange(exchange))
+        request.meta[CAPTURE_META] = {
+            "warc_file": written.warc_key,
+            "warc_offset": written.offset,
+            "warc_length": written.length,
+            "warc_record_id": written.record_id,
+            "payload_digest": written.payload_digest,
+            "fetched_at": fetched.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        return response
+
+
+def _mime(response: Response) -> str:
+    content_type = response.headers.get(b"Content-Type") or b""
+    return content_type.split(b";")[0].strip().decode("latin-1").lower()
+
+
+def _strip_transfer_encoding(head: bytes) -> bytes:
+    """The body is stored de-chunked, so the head must not claim a transfer coding."""
+    if not head:
+        return head
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines
+            if line.split(b":", 1)[0].strip().lower() not in _HOP_BY_HOP_AFTER_DECODING]
+    return b"\r\n".join(kept)
+
+
+def _request_head(request: Request) -> bytes:
+    parts = urlsplit(request.url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{request.method} {target} HTTP/1.1".encode()]
+    if b"Host" not in request.headers:
+        lines.append(b"Host: " + parts.netloc.encode("idna"))
+    for name, values in request.headers.items():
+        lines.extend(name + b": " + value for value in values)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _response_head(response: Response) -> bytes:
+    try:
+        reason = HTTPStatus(response.status).phrase
+    except ValueError:
+        reason = ""
+    protocol = response.protocol or "HTTP/1.1"
+    lines = [f"{protocol} {response.status} {reason}".rstrip().encode()]
+    for name, values in response.headers.items():
+        lines.extend(name + b": " + value for value in values)
+    return b"\r\n".join(lines) + b"\r\n\r\n"

@@ -1,0 +1,237 @@
+"""The `newsarchive` command line.
+
+Every command takes ``-c/--config`` (default ``newsarchive.toml`` when present) and ``--archive``
+(default: the config's ``[archive] uri``, then ``./archive``). Failures exit non-zero with one
+line; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from crawler import __version__
+from crawler.archive import complete_crawls, list_crawls, text_records
+from crawler.config import Config, ConfigError, load_config, parse_config
+from crawler.job import CrawlJob
+from crawler.store import StoreError, open_store
+
+EXIT_OK, EXIT_FAILED, EXIT_SPOOLED = 0, 1, 3
+
+
+class CommandError(RuntimeError):
+    """A failure explained in one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_FAILED
+    try:
+        return args.func(args)
+    except (ConfigError, StoreError, CommandError) as exc:
+        if args.debug:
+            raise
+        print(f"newsarchive: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", help="config file (default: newsarchive.toml if present)")
+    common.add_argument("--archive", help="archive URI: a directory or s3://bucket/prefix")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common.add_argument("--log-level", default="WARNING", help="Scrapy log level (INFO, DEBUG..)")
+
+    parser = argparse.ArgumentParser(prog="newsarchive", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"newsarchive {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    crawl = sub.add_parser("crawl", parents=[common], help="crawl outlets into the archive")
+    crawl.add_argument("outlets", nargs="*", help="outlet names (default: all in the config)")
+    crawl.add_argument("--job", help="job name used in the crawl id (default: the lone outlet's"
+                       " name, else 'all')")
+    crawl.add_argument("--max-pages", type=int, help="override every outlet's max_pages")
+    crawl.set_defaults(func=cmd_crawl)
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="serve the bundled sample outlet on 127.0.0.1 and archive it")
+    demo.set_defaults(func=cmd_demo)
+
+    ls = sub.add_parser("ls", parents=[common], help="crawls in the archive")
+    ls.add_argument("--json", action="store_true", help="one JSON object per crawl")
+    ls.set_defaults(func=cmd_ls)
+
+    dump = sub.add_parser("dump", parents=[common], help="clean-text dump of completed crawls")
+    dump.add_argument("--format", choices=("jsonl", "txt"), default="jsonl")
+    dump.add_argument("--outlet", action="append", default=[], help="only this outlet "
+                      "(repeatable)")
+    dump.add_argument("--lang", action="append", default=[], help="only this detected language")
+    dump.add_argument("--crawl", action="append", default=[], help="only this crawl id")
+    dump.add_argument("-o", "--output", help="write to this file instead of stdout")
+    dump.set_defaults(func=cmd_dump)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _archive_uri(args: argparse.Namespace, config: Config) -> str:
+    return args.archive or config.archive.uri
+
+
+# ---------------------------------------------------------------- crawl
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if not config.outlets:
+        raise CommandError(f"{config.source}: no [[outlets]] to crawl")
+    job = CrawlJob.create(config, args.outlets, args.archive, args.job)
+    if args.max_pages is not None:
+        job = _with_max_pages(job, args.max_pages)
+    return run_crawl(job, args.log_level)
+
+
+def _with_max_pages(job: CrawlJob, max_pages: int) -> CrawlJob:
+    from dataclasses import replace
+
+    outlets = tuple(replace(o, crawl=replace(o.crawl, max_pages=max_pages)) for o in job.outlets)
+    return replace(job, outlets=outlets)
+
+
+def run_crawl(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdout) -> int:
+    """Run one crawl job to the end and print its summary; the exit code says how it went."""
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.utils.project import get_project_settings
+
+    from crawler.run import ArchiveRun
+    from spiders.outlet import OutletSpider
+
+    open_store(job.config.archive, job.archive_uri)  # a bad URI fails before any fetch
+    settings = get_project_settings()
+    settings.set("LOG_LEVEL", log_level.upper(), priority="cmdline")
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(OutletSpider)
+    process.crawl(crawler, job=job)
+    process.start()
+    run = ArchiveRun.from_crawler(crawler)
+    result: dict[str, Any] = getattr(run, "result", None) or {}
+    if not result:
+        raise CommandError(f"crawl {job.crawl_id} did not finish; see the log above")
+    _print_summary(run, crawler.stats.get_stats(), result, out)
+    return EXIT_SPOOLED if result.get("spooled") else EXIT_OK
+
+
+def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out: TextIO) -> None:
+    counts = result["counts"]
+    print(f"crawl {result['crawl_id']} ({', '.join(result['outlets'])}): "
+          f"{counts.get('responses', 0)} pages fetched, {counts.get('text_records', 0)} articles,"
+          f" {counts.get('warc_files', 0)} WARC file(s), "
+          f"{counts.get('warc_bytes', 0) / 1e6:.2f} MB, finished: {result['finish_reason']}",
+          file=out)
+    errors = {k.rsplit("/", 1)[-1]: v for k, v in stats.items()
+              if k.startswith("downloader/response_status_count/") and not k.endswith("/200")}
+    if errors:
+        print(f"  non-200 responses by status: {errors}", file=out)
+    if result.get("spooled"):
+        print(f"  WARNING: the archive store did not take every file ({result['upload_failure']})"
+              f"; {len(result['spooled'])} file(s) kept in {run.spool.root} and uploaded by the "
+              f"next run", file=out)
+    else:
+        print(f"  archived to {run.store.uri}/crawls/{result['crawl_id']}/", file=out)
+
+
+# ---------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from crawler.demo import OutletServer
+
+    archive = args.archive or "./archive"
+    with OutletServer() as server:
+        config = parse_config({
+            "archive": {"uri": archive},
+            "outlets": [{"name": "techwire", "start_urls": [server.url],
+                         "allow": [r"/news/\d{4}/\d{2}/"], "language": "ru"}],
+        }, "(demo)")
+        print(f"serving the bundled sample outlet at {server.url}")
+        code = run_crawl(CrawlJob.create(config), args.log_level)
+    store = open_store(config.archive, archive)
+    sample = next(text_records(store, complete_crawls(store)[-1:]), None)
+    if sample:
+        print(f"\nsample article: {sample['title']} ({sample['language']}, {sample['date']})")
+        print(f"  {sample['url']}")
+        print("  " + sample["text"][:300].replace("\n\n", "\n  ") + " ...")
+        print(f"  capture: {sample['warc_file']} @ {sample['warc_offset']}")
+    print(f"\nnext:\n  newsarchive ls --archive {archive}\n"
+          f"  newsarchive dump --archive {archive} --format txt | less")
+    return code
+
+
+# ---------------------------------------------------------------- ls, dump
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    config = _config(args)
+    store = open_store(config.archive, _archive_uri(args, config))
+    crawls = list_crawls(store)
+    if args.json:
+        for c in crawls:
+            print(json.dumps({"crawl_id": c.crawl_id, "complete": c.manifest is not None,
+                              "objects": c.objects, "bytes": c.size,
+                              "counts": (c.manifest or {}).get("counts", {})}))
+        return EXIT_OK
+    if not crawls:
+        print(f"no crawls in {store.uri}")
+        return EXIT_OK
+    print(f"{'crawl':<40} {'status':<10} {'pages':>7} {'articles':>8} {'size':>10}  outlets")
+    for c in crawls:
+        m = c.manifest or {}
+        counts = m.get("counts", {})
+        print(f"{c.crawl_id:<40} {'complete' if m else 'INCOMPLETE':<10} "
+              f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
+              f"{c.size / 1e6:>8.2f}MB  {', '.join(m.get('outlets', []))}")
+    return EXIT_OK
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    config = _config(args)
+    store = open_store(config.archive, _archive_uri(args, config))
+    manifests = complete_crawls(store, args.crawl)
+    records = text_records(store, manifests, args.outlet, args.lang)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for chunk in _format(records, args.format):
+            out.write(chunk)
+    finally:
+        if args.output:
+            out.close()
+    return EXIT_OK
+
+
+def _format(records: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
+    for record in records:
+        if fmt == "jsonl":
+            yield json.dumps(record, ensure_ascii=False) + "\n"
+        else:
+            header = "\t".join(str(record.get(k) or "") for k in ("url", "date", "title"))
+            yield f"{header}\n\n{record['text']}\n\n\n"
+
+
+if __name__ == "__main__":
+    logging.basicConfig()
+    sys.exit(main())

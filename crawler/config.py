@@ -1,0 +1,305 @@
+"""Load and validate the TOML config (`[archive]`, `[crawl]`, `[[outlets]]`).
+
+Everything is checked before any fetch: a bad file is refused with one line that names the file,
+the key and what is wrong, so an unattended job fails loudly at start rather than mid-crawl.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONFIG_NAME = "newsarchive.toml"
+DEFAULT_ARCHIVE_URI = "./archive"
+DEFAULT_USER_AGENT = "newsarchive/0.1 (+https://github.com/newsarchive/newsarchive)"
+OUTLET_NAME = re.compile(r"^[a-z0-9_-]+$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """A config problem; str() is the one line shown to the user."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source, self.key, self.problem = source, key, problem
+        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an int or a string such as "1GB", "500 MB", "64MiB"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 1GB or a number of bytes")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a size such as 1GB, 500MB or 1048576")
+    number, unit = float(match.group(1)), (match.group(2) or "").lower()
+    base = 1024 if "i" in unit else 1000
+    power = "bkmgt".index(unit[0]) if unit else 0
+    size = int(number * base**power)
+    if size <= 0:
+        raise ValueError("must be positive")
+    return size
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    uri: str = DEFAULT_ARCHIVE_URI
+    endpoint_url: str | None = None
+    region: str | None = None
+    addressing_style: str = "auto"
+    spool: str | None = None
+    multipart_threshold: int = 64 * 1024 * 1024
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class CrawlConfig:
+    """Crawl defaults; every outlet may override them."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    obey_robots: bool = True
+    max_pages: int = 0
+    warc_max_size: int = 1_000_000_000
+    download_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class OutletConfig:
+    name: str
+    start_urls: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()
+    sitemaps: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    language: str | None = None
+    schedule: str | None = None
+    prune: tuple[str, ...] = ()
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Host names (with port) of the outlet's own URLs: the crawl stays inside them."""
+        urls = (*self.start_urls, *self.feeds, *self.sitemaps)
+        hosts = {urlsplit(u).netloc.lower() for u in urls}
+        return tuple(sorted(hosts))
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    archive: ArchiveConfig
+    crawl: CrawlConfig
+    outlets: tuple[OutletConfig, ...]
+
+    def select(self, names: list[str] | tuple[str, ...]) -> tuple[OutletConfig, ...]:
+        """The named outlets (all when none are named); an unknown name is a ConfigError."""
+        if not names:
+            return self.outlets
+        by_name = {o.name: o for o in self.outlets}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            known = ", ".join(by_name) or "none"
+            raise ConfigError(self.source, "outlets",
+                              f"no outlet named {unknown[0]!r} (known: {known})")
+        return tuple(by_name[n] for n in names)
+
+
+class _Reader:
+    """Type-checks one TOML table against a dataclass, naming keys by their dotted path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def table(self, data: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(key, f"expected a table, got {_type_name(data)}")
+        for name in data:
+            if name not in allowed:
+                raise self.fail(f"{key}.{name}" if key else name,
+                                f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        return data
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"expected a non-empty string, got {_type_name(value)}")
+        return value
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {_type_name(value)}")
+        return value
+
+    def integer(self, value: Any, key: str, minimum: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {_type_name(value)}")
+        if value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.fail(key, f"expected a positive number, got {value!r}")
+        return float(value)
+
+    def size(self, value: Any, key: str) -> int:
+        try:
+            return parse_size(value)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def strings(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of strings, got {_type_name(value)}")
+        return tuple(self.string(v, f"{key}[{i}]") for i, v in enumerate(value))
+
+    def urls(self, value: Any, key: str) -> tuple[str, ...]:
+        urls = self.strings(value, key)
+        for i, url in enumerate(urls):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise self.fail(f"{key}[{i}]", f"{url!r} is not an http(s) URL")
+        return urls
+
+    def regexes(self, value: Any, key: str) -> tuple[str, ...]:
+        patterns = self.strings(value, key)
+        for i, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise self.fail(f"{key}[{i}]", f"invalid regex {pattern!r}: {exc}") from None
+        return patterns
+
+
+_CRAWL_KEYS = {f.name for f in fields(CrawlConfig)}
+_OUTLET_KEYS = {f.name for f in fields(OutletConfig) if f.name != "crawl"} | _CRAWL_KEYS
+
+
+def _read_archive(r: _Reader, data: Any) -> ArchiveConfig:
+    t = r.table(data, "archive", {f.name for f in fields(ArchiveConfig)})
+    values: dict[str, Any] = {}
+    for name in ("uri", "endpoint_url", "region", "spool"):
+        if name in t:
+            values[name] = r.string(t[name], f"archive.{name}")
+    if "addressing_style" in t:
+        style = r.string(t["addressing_style"], "archive.addressing_style")
+        if style not in ("auto", "path", "virtual"):
+            raise r.fail("archive.addressing_style",
+                         f"expected auto, path or virtual, got {style!r}")
+        values["addressing_style"] = style
+    if "multipart_threshold" in t:
+        values["multipart_threshold"] = r.size(t["multipart_threshold"],
+                                               "archive.multipart_threshold")
+    if "max_attempts" in t:
+        values["max_attempts"] = r.integer(t["max_attempts"], "archive.max_attempts", minimum=1)
+    if "endpoint_url" in values and not urlsplit(values["endpoint_url"]).scheme:
+        raise r.fail("archive.endpoint_url", "expected a URL such as http://127.0.0.1:9000")
+    return ArchiveConfig(**values)
+
+
+def _read_crawl(r: _Reader, t: dict[str, Any], prefix: str, base: CrawlConfig) -> CrawlConfig:
+    values: dict[str, Any] = {}
+    if "user_agent" in t:
+        values["user_agent"] = r.string(t["user_agent"], f"{prefix}.user_agent")
+    if "obey_robots" in t:
+        values["obey_robots"] = r.boolean(t["obey_robots"], f"{prefix}.obey_robots")
+    if "max_pages" in t:
+        values["max_pages"] = r.integer(t["max_pages"], f"{prefix}.max_pages")
+    if "warc_max_size" in t:
+        values["warc_max_size"] = r.size(t["warc_max_size"], f"{prefix}.warc_max_size")
+    if "download_timeout" in t:
+        values["download_timeout"] = r.number(t["download_timeout"], f"{prefix}.download_timeout")
+    return CrawlConfig(**{**base.__dict__, **values})
+
+
+def _read_outlet(r: _Reader, data: Any, key: str, crawl: CrawlConfig) -> OutletConfig:
+    t = r.table(data, key, _OUTLET_KEYS)
+    if "name" not in t:
+        raise r.fail(f"{key}.name", "missing (every outlet needs a name)")
+    name = r.string(t["name"], f"{key}.name")
+    if not OUTLET_NAME.match(name):
+        raise r.fail(f"{key}.name", f"{name!r} must match [a-z0-9_-]+")
+    values: dict[str, Any] = {"name": name}
+    for url_key in ("start_urls", "feeds", "sitemaps"):
+        if url_key in t:
+            values[url_key] = r.urls(t[url_key], f"{key}.{url_key}")
+    for regex_key in ("allow", "deny"):
+        if regex_key in t:
+            values[regex_key] = r.regexes(t[regex_key], f"{key}.{regex_key}")
+    for str_key in ("language", "schedule"):
+        if str_key in t:
+            values[str_key] = r.string(t[str_key], f"{key}.{str_key}")
+    if "prune" in t:
+        values["prune"] = _css_selectors(r, t["prune"], f"{key}.prune")
+    if not any(values.get(k) for k in ("start_urls", "feeds", "sitemaps")):
+        raise r.fail(f"{key}.start_urls", "an outlet needs start_urls, feeds or sitemaps")
+    values["crawl"] = _read_crawl(r, t, key, crawl)
+    return OutletConfig(**values)
+
+
+def _css_selectors(r: _Reader, value: Any, key: str) -> tuple[str, ...]:
+    from cssselect import GenericTranslator, SelectorError
+
+    selectors = r.strings(value, key)
+    for i, selector in enumerate(selectors):
+        try:
+            GenericTranslator().css_to_xpath(selector)
+        except SelectorError as exc:
+            raise r.fail(f"{key}[{i}]", f"invalid CSS selector {selector!r}: {exc}") from None
+    return selectors
+
+
+def parse_config(data: dict[str, Any], source: str) -> Config:
+    """Validate already-parsed TOML data; `source` names the file in error messages."""
+    r = _Reader(source)
+    top = r.table(data, "", {"archive", "crawl", "outlets"})
+    archive = _read_archive(r, top.get("archive", {}))
+    crawl_table = r.table(top.get("crawl", {}), "crawl", _CRAWL_KEYS)
+    crawl = _read_crawl(r, crawl_table, "crawl", CrawlConfig())
+    raw_outlets = top.get("outlets", [])
+    if not isinstance(raw_outlets, list):
+        raise r.fail("outlets", "expected [[outlets]] tables")
+    outlets: list[OutletConfig] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_outlets):
+        outlet = _read_outlet(r, raw, f"outlets[{i}]", crawl)
+        if outlet.name in seen:
+            raise r.fail(f"outlets[{i}].name", f"duplicate outlet name {outlet.name!r}")
+        seen.add(outlet.name)
+        outlets.append(outlet)
+    return Config(source=source, archive=archive, crawl=crawl, outlets=tuple(outlets))
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load `path`, or `newsarchive.toml` in the working directory, or the empty default."""
+    if path is None:
+        default = Path(DEFAULT_CONFIG_NAME)
+        if not default.exists():
+            return parse_config({}, "(no config file)")
+        path = default
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)

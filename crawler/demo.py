@@ -1,0 +1,62 @@
+"""Serving a directory as a small outlet on 127.0.0.1: the bundled sample for `demo`, and the
+fixture outlets of the tests. HTML is gzip-encoded when the client accepts it, as real outlets do,
+so the archive shows bodies stored exactly as they were sent."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SAMPLE_SITE = Path(__file__).parent / "sample_site"
+
+
+class OutletRequestHandler(SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
+        pass
+
+    def send_head(self):  # noqa: ANN201 (stdlib signature)
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            path = path / "index.html"
+        accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not (path.suffix == ".html" and path.is_file() and accepts_gzip):
+            return super().send_head()
+        body = gzip.compress(path.read_bytes(), mtime=0)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Vary", "Accept-Encoding")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Last-Modified", self.date_time_string(int(path.stat().st_mtime)))
+        self.end_headers()
+        from io import BytesIO
+
+        return BytesIO(body)
+
+
+class OutletServer:
+    """A threaded HTTP server for `root` on 127.0.0.1 (port 0: a free one)."""
+
+    def __init__(self, root: Path = SAMPLE_SITE, port: int = 0) -> None:
+        handler = partial(OutletRequestHandler, directory=str(root))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def __enter__(self) -> OutletServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

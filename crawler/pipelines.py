@@ -1,0 +1,88 @@
+"""The extraction pipeline: article pages -> text records, extraction in a process pool.
+
+The reactor only hands pages to the pool and writes the finished record to the run; Scrapy's
+scraper slot limits how many pages wait here, so memory stays bounded when extraction is the
+bottleneck.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from typing import Any
+
+from itemadapter import ItemAdapter
+from scrapy.crawler import Crawler
+from scrapy.utils.defer import maybe_deferred_to_future
+
+from crawler._twisted import run_in
+from crawler.extract import extract_document, warm_up
+from crawler.run import ArchiveRun
+
+logger = logging.getLogger(__name__)
+
+TEXT_FIELDS = ("url", "outlet", "crawl_id", "fetched_at", "status", "title", "author", "date",
+               "language", "sitename", "text", "warc_file", "warc_offset", "warc_length",
+               "warc_record_id", "payload_digest", "text_digest")
+
+
+class ExtractionPipeline:
+    def __init__(self, run: ArchiveRun, workers: int, stats: Any) -> None:
+        self.run = run
+        self.stats = stats
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=warm_up,
+        )
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ExtractionPipeline:
+        workers = crawler.settings.getint("NEWSARCHIVE_EXTRACT_WORKERS") or os.cpu_count() or 1
+        return cls(ArchiveRun.from_crawler(crawler), workers, crawler.stats)
+
+    async def process_item(self, item: Any) -> Any:
+        page = ItemAdapter(item)
+        capture = page["capture"]
+        text_shard = await maybe_deferred_to_future(self.run.begin_text(capture["warc_file"]))
+        record = None
+        try:
+            extracted = await maybe_deferred_to_future(run_in(self.pool, partial(
+                extract_document, page["body"], page["url"], encoding=page.get("encoding"),
+                prune=tuple(page.get("prune") or ()))))
+        except Exception:
+            logger.exception("extraction failed for %s", page["url"])
+            self.stats.inc_value("newsarchive/extraction_errors")
+            extracted = None
+        if extracted:
+            record = text_record(page, extracted, self.run.crawl_id)
+            self.stats.inc_value("newsarchive/articles")
+        else:
+            self.stats.inc_value("newsarchive/articles_without_text")
+        await maybe_deferred_to_future(self.run.add_text(text_shard, record))
+        return {k: v for k, v in (record or {}).items() if k != "text"} or {"url": page["url"]}
+
+    def close_spider(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=False)
+
+
+def text_record(page: ItemAdapter, extracted: dict[str, Any], crawl_id: str) -> dict[str, Any]:
+    """The DESIGN.md text record: page identity, extracted fields, pointer to the capture."""
+    capture = page["capture"]
+    record = {
+        "url": page["url"],
+        "outlet": page["outlet"],
+        "crawl_id": crawl_id,
+        "fetched_at": capture["fetched_at"],
+        "status": page["status"],
+        **{k: extracted.get(k) for k in ("title", "author", "date", "language", "sitename",
+                                          "text")},
+        **{k: capture[k] for k in ("warc_file", "warc_offset", "warc_length", "warc_record_id",
+                                   "payload_digest")},
+        "text_digest": extracted["text_digest"],
+    }
+    record["language_expected"] = page.get("language")
+    return record

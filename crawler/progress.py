@@ -1,0 +1,48 @@
+"""Progress on a terminal during a crawl: pages, articles, WARC bytes, upload queue."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from twisted.internet.task import LoopingCall
+
+from crawler.run import ArchiveRun
+
+
+class Progress:
+    """Rewrites one status line on stderr every second, when stderr is a terminal."""
+
+    def __init__(self, crawler: Crawler, stream: TextIO = sys.stderr) -> None:
+        self.crawler = crawler
+        self.stream = stream
+        self.loop = LoopingCall(self.show)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Progress:
+        ext = cls(crawler)
+        if ext.stream.isatty():
+            crawler.signals.connect(ext.opened, signal=signals.spider_opened)
+            crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        return ext
+
+    def opened(self) -> None:
+        self.loop.start(1.0, now=False)
+
+    def closed(self) -> None:
+        if self.loop.running:
+            self.loop.stop()
+        self.show()
+        self.stream.write("\n")
+
+    def show(self) -> None:
+        run = ArchiveRun.from_crawler(self.crawler)
+        stats = self.crawler.stats
+        self.stream.write(
+            f"\r{run.counts['responses']} pages, "
+            f"{stats.get_value('newsarchive/articles', 0)} articles, "
+            f"{run.counts['warc_bytes'] / 1e6:.1f} MB WARC, "
+            f"{run.uploads_pending} upload(s) queued   ")
+        self.stream.flush()

@@ -1,0 +1,95 @@
+"""The local spool: files are written here first and leave only once the store confirms them.
+
+The spool mirrors archive keys (``spool/crawls/ID/warc/NAME.warc.gz``). A closed file waits here
+until it is uploaded; if the store is unreachable it stays, and the next run delivers it before
+crawling. Manifests go last, and only once every other file of their crawl has left, so a reader
+of the archive never sees a manifest whose files are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from crawler.config import ArchiveConfig
+from crawler.store import ArchiveStore, ObjectInfo, StoreError, sha256_file
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+_UNFINISHED = (".open", ".part", ".unsorted")
+
+
+def default_spool_dir(config: ArchiveConfig, uri: str) -> Path:
+    """``[archive] spool``, else ``ARCHIVE/.spool`` for a local archive (same filesystem, so
+    delivery is a rename), else a per-bucket directory under ``$XDG_STATE_HOME/newsarchive``."""
+    if config.spool:
+        return Path(config.spool).expanduser()
+    if not uri.startswith("s3://"):
+        return Path(uri.removeprefix("file://")).expanduser() / ".spool"
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    slug = uri.removeprefix("s3://").strip("/").replace("/", "_") or "bucket"
+    suffix = hashlib.sha1((config.endpoint_url or "aws").encode()).hexdigest()[:8]
+    return Path(state) / "newsarchive" / "spool" / f"{slug}-{suffix}"
+
+
+class Spool:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def pending(self) -> list[str]:
+        """Closed files waiting for upload, manifests last."""
+        if not self.root.is_dir():
+            return []
+        keys = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not name.endswith(_UNFINISHED):
+                    keys.append((Path(dirpath) / name).relative_to(self.root).as_posix())
+        return sorted(keys, key=lambda k: (k.endswith(MANIFEST_NAME), k))
+
+    def unfinished(self) -> list[str]:
+        """Files a killed run left half-written (``*.open``): never uploaded as they are."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*.open"))
+
+    def deliver(self, store: ArchiveStore, key: str, sha256: str | None = None) -> ObjectInfo:
+        """Upload one spooled file; it is removed from the spool only once the store has it."""
+        path = self.path(key)
+        info = store.put_file(path, key, sha256 or sha256_file(path))
+        path.unlink()
+        self._prune(path.parent)
+        return info
+
+    def flush(self, store: ArchiveStore) -> tuple[int, int]:
+        """Deliver what earlier runs left; stop at the first failure. Returns (sent, left)."""
+        keys = self.pending()
+        sent = 0
+        for key in keys:
+            if key.endswith(MANIFEST_NAME) and self._crawl_has_files(key):
+                continue  # its crawl is not all delivered yet: keep the commit marker back
+            try:
+                self.deliver(store, key)
+            except (StoreError, OSError) as exc:
+                logger.warning("spool: %s not uploaded (%s); kept in %s", key, exc, self.root)
+                break
+            sent += 1
+        return sent, len(self.pending())
+
+    def _crawl_has_files(self, manifest_key: str) -> bool:
+        crawl_dir = self.path(manifest_key).parent
+        return any(p.is_file() and p.name != MANIFEST_NAME for p in crawl_dir.rglob("*"))
+
+    def _prune(self, directory: Path) -> None:
+        while directory != self.root and directory.is_relative_to(self.root):
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent

@@ -1,0 +1,260 @@
+"""The archive store: the only module that knows whether the archive is a local directory or
+an S3-compatible bucket. Everything else speaks in archive keys such as
+``crawls/{crawl_id}/warc/{name}.warc.gz``.
+
+Both backends have the same key layout and the same small interface: ``put_file`` (atomic: a
+reader never sees a partial object), ``stat``, ``open`` (a streaming reader), ``read_range`` and
+``list``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+from urllib.parse import urlsplit
+
+from crawler.config import ArchiveConfig
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (unreachable, denied, missing bucket...)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    sha256: str | None = None
+
+
+class ArchiveStore(Protocol):
+    uri: str
+
+    def put_file(self, path: Path, key: str, sha256: str) -> ObjectInfo: ...
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo: ...
+    def stat(self, key: str) -> ObjectInfo | None: ...
+    def open(self, key: str) -> IO[bytes]: ...
+    def read_range(self, key: str, offset: int, length: int) -> bytes: ...
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LocalStore:
+    """An archive in a local directory; objects appear by atomic rename."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.uri = str(self.root)
+
+    def path(self, key: str) -> Path:
+        target = (self.root / key).resolve()
+        if self.root not in target.parents:
+            raise StoreError(f"archive key {key!r} leaves the archive directory")
+        return target
+
+    def put_file(self, path: Path, key: str, sha256: str) -> ObjectInfo:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        try:
+            os.link(path, partial)  # same filesystem (the default spool): no copy
+        except FileExistsError:
+            partial.unlink()
+            os.link(path, partial)
+        except OSError:
+            with open(path, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+                dst.flush()
+                os.fsync(dst.fileno())
+        os.replace(partial, target)
+        _fsync_dir(target.parent)
+        return ObjectInfo(key, target.stat().st_size, sha256)
+
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        with open(partial, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, target)
+        _fsync_dir(target.parent)
+        return ObjectInfo(key, len(data), hashlib.sha256(data).hexdigest())
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            return ObjectInfo(key, self.path(key).stat().st_size)
+        except FileNotFoundError:
+            return None
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return open(self.path(key), "rb")
+        except FileNotFoundError:
+            raise StoreError(f"{key}: no such object in {self.uri}") from None
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        with self.open(key) as f:
+            f.seek(offset)
+            return f.read(length)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.root / prefix if prefix else self.root
+        start = base if base.is_dir() else base.parent
+        if not start.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.endswith(".part"):
+                    continue
+                full = Path(dirpath) / name
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield ObjectInfo(key, full.stat().st_size)
+
+
+class S3Store:
+    """An archive under an S3 prefix, through boto3 with explicit retry and transfer settings.
+
+    Uploads carry a SHA-256 checksum that the server verifies (per part for multipart uploads)
+    and the whole file's sha256 as object metadata, for fixity checks without a download.
+    """
+
+    def __init__(self, uri: str, config: ArchiveConfig) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config as BotoConfig
+
+        parts = urlsplit(uri)
+        self.uri = uri
+        self.bucket = parts.netloc
+        self.prefix = parts.path.strip("/")
+        if not self.bucket:
+            raise StoreError(f"{uri}: an S3 archive URI is s3://bucket/prefix")
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=config.endpoint_url,
+            region_name=config.region or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            config=BotoConfig(
+                s3={"addressing_style": config.addressing_style},
+                retries={"max_attempts": config.max_attempts, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+        self.transfer = TransferConfig(
+            multipart_threshold=config.multipart_threshold,
+            multipart_chunksize=max(config.multipart_threshold // 4, 8 * 1024 * 1024),
+            max_concurrency=4,
+            use_threads=True,
+        )
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, what: str, fn, *args, **kwargs):  # noqa: ANN001, ANN202
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise StoreError(f"{what}: {error.get('Code')}: {error.get('Message')}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"{what}: {exc}") from exc
+
+    def put_file(self, path: Path, key: str, sha256: str) -> ObjectInfo:
+        from boto3.exceptions import S3UploadFailedError
+
+        extra = {"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": sha256}}
+        try:
+            self._call(f"upload s3://{self.bucket}/{self._key(key)}", self.client.upload_file,
+                       str(path), self.bucket, self._key(key), ExtraArgs=extra,
+                       Config=self.transfer)
+        except S3UploadFailedError as exc:
+            raise StoreError(f"upload s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+        info = self.stat(key)
+        size = path.stat().st_size
+        if info is None or info.size != size:
+            raise StoreError(f"upload of {key} not confirmed: expected {size} bytes, store has "
+                             f"{info.size if info else 'nothing'}")
+        return ObjectInfo(key, size, sha256)
+
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        import base64
+
+        sha = hashlib.sha256(data)
+        self._call(f"put s3://{self.bucket}/{self._key(key)}", self.client.put_object,
+                   Bucket=self.bucket, Key=self._key(key), Body=data,
+                   ChecksumSHA256=base64.b64encode(sha.digest()).decode(),
+                   Metadata={"sha256": sha.hexdigest()})
+        return ObjectInfo(key, len(data), sha.hexdigest())
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"stat {key}: {exc}") from exc
+        except Exception as exc:  # botocore connection errors
+            raise StoreError(f"stat {key}: {exc}") from exc
+        return ObjectInfo(key, head["ContentLength"], head.get("Metadata", {}).get("sha256"))
+
+    def open(self, key: str) -> IO[bytes]:
+        obj = self._call(f"get {key}", self.client.get_object, Bucket=self.bucket,
+                         Key=self._key(key))
+        return obj["Body"]
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        obj = self._call(f"get {key}", self.client.get_object, Bucket=self.bucket,
+                         Key=self._key(key), Range=f"bytes={offset}-{offset + length - 1}")
+        return obj["Body"].read()
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+        try:
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(obj["Key"][strip:], obj["Size"])
+        except Exception as exc:
+            raise StoreError(f"list s3://{self.bucket}/{self._key(prefix)}: {exc}") from exc
+
+
+def open_store(config: ArchiveConfig, uri: str | None = None) -> ArchiveStore:
+    """The store for `uri` (default: the config's): ``s3://bucket/prefix`` or a directory."""
+    uri = uri or config.uri
+    if uri.startswith("s3://"):
+        return S3Store(uri, config)
+    if "://" in uri and not uri.startswith("file://"):
+        raise StoreError(f"{uri}: unsupported archive URI (use a directory or s3://bucket/prefix)")
+    return LocalStore(uri.removeprefix("file://"))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Scrapy spiders of newsarchive (``SPIDER_MODULES = ["spiders"]``)."""
