@@ -8,6 +8,7 @@ import gzip
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
 from pathlib import Path
 
 SAMPLE_SITE = Path(__file__).parent / "sample_site"
@@ -21,7 +22,7 @@ class OutletRequestHandler(SimpleHTTPRequestHandler):
 
     def send_head(self):  # noqa: ANN201 (stdlib signature)
         path = Path(self.translate_path(self.path))
-        if path.is_dir():
+        if path.is_dir() and self.path.split("?")[0].endswith("/"):
             path = path / "index.html"
         accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
         if not (path.suffix == ".html" and path.is_file() and accepts_gzip):
@@ -34,17 +35,16 @@ class OutletRequestHandler(SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Last-Modified", self.date_time_string(int(path.stat().st_mtime)))
         self.end_headers()
-        from io import BytesIO
-
         return BytesIO(body)
 
 
 class OutletServer:
     """A threaded HTTP server for `root` on 127.0.0.1 (port 0: a free one)."""
 
-    def __init__(self, root: Path = SAMPLE_SITE, port: int = 0) -> None:
-        handler = partial(OutletRequestHandler, directory=str(root))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    def __init__(self, root: Path = SAMPLE_SITE, port: int = 0,
+                 handler: type[SimpleHTTPRequestHandler] = OutletRequestHandler) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port),
+                                         partial(handler, directory=str(root)))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -51,7 +51,7 @@ def extract_document(
     if doc is None:
         return None
     data = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
-    text = _paragraphs(data.get("text") or "")
+    text = _paragraphs(data.get("text") or "", data.get("title"))
     if not text:
         return None
     page_lang = (tree.get("lang") or "").split("-")[0].lower() or None
@@ -68,10 +68,17 @@ def extract_document(
     }
 
 
-def _paragraphs(text: str) -> str:
-    """One paragraph per line in trafilatura's output -> paragraphs separated by blank lines."""
-    lines = (line.strip() for line in text.splitlines())
-    return "\n\n".join(line for line in lines if line)
+def _paragraphs(text: str, title: str | None) -> str:
+    """One paragraph per line in trafilatura's output -> paragraphs separated by blank lines;
+    the headline is metadata, so a first line repeating it is not body text."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and title and _folded(lines[0]) == _folded(title):
+        lines = lines[1:]
+    return "\n\n".join(lines)
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 def detect_language(text: str) -> str | None:

@@ -152,7 +152,7 @@ class S3Store:
             or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             config=BotoConfig(
                 s3={"addressing_style": config.addressing_style},
-                retries={"max_attempts": config.max_attempts, "mode": "standard"},
+                retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=60,
                 request_checksum_calculation="when_required",

@@ -21,8 +21,8 @@ from botocore.config import Config
 
 HOST = "127.0.0.1"
 
-# Every listener `weed mini` opens, each given its own free port (the admin gRPC port
-# stays open even with -admin.ui=false). WebDAV, Iceberg and Lance are switched off.
+# Every listener `weed mini` opens, each given its own free port (the admin server still
+# listens with -admin.ui=false). WebDAV, Iceberg and Lance are switched off.
 # weed also creates /tmp/seaweedfs-*-grpc-<port>.sock (not configurable); stop() removes them.
 _PORT_FLAGS = (
     "s3.port",
