@@ -8,6 +8,7 @@ or not it is an article.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -36,6 +37,7 @@ class OutletSpider(scrapy.Spider):
         self._allow = {o.name: [re.compile(p) for p in o.allow] for o in job.outlets}
         self._deny = {o.name: [re.compile(p) for p in o.deny] for o in job.outlets}
         self.scheduled: Counter[str] = Counter()
+        self._seen: set[bytes] = set()  # 8-byte URL digests: one fetch per URL per crawl
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, job: CrawlJob | None = None,
@@ -61,9 +63,14 @@ class OutletSpider(scrapy.Spider):
                     yield request
 
     def _request(self, outlet: OutletConfig, url: str) -> scrapy.Request | None:
+        """A request for a URL not yet scheduled, while the outlet is under max_pages."""
         limit = outlet.crawl.max_pages
         if limit and self.scheduled[outlet.name] >= limit:
             return None
+        digest = hashlib.blake2b(url.encode(), digest_size=8).digest()
+        if digest in self._seen:
+            return None
+        self._seen.add(digest)
         self.scheduled[outlet.name] += 1
         meta = {"outlet": outlet.name, "download_timeout": outlet.crawl.download_timeout}
         if not outlet.crawl.obey_robots:
@@ -89,9 +96,8 @@ class OutletSpider(scrapy.Spider):
             }
         for url in self.links(outlet, response):
             request = self._request(outlet, url)
-            if request is None:
-                break
-            yield request
+            if request is not None:
+                yield request
 
     def links(self, outlet: OutletConfig, response: TextResponse) -> Iterator[str]:
         """Absolute in-outlet http(s) links of the page, without fragments."""
