@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine (Debian 12, Python 3.11):
+#   scripts/dev.sh demo   set everything up, then run `newsarchive demo`
+#   scripts/dev.sh test   set everything up, then run the linter and the whole test suite
+#   scripts/dev.sh setup  set up only (.venv with newsarchive and its test tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing Debian packages: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+setup() {
+    if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+        apt_install python3-venv python3-pip
+    fi
+    if [ ! -x .venv/bin/python ]; then
+        "$PYTHON" -m venv .venv
+    fi
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[test]"
+}
+
+case "${1:-}" in
+    setup)
+        setup ;;
+    demo)
+        shift; setup
+        exec .venv/bin/newsarchive demo "$@" ;;
+    test)
+        shift; setup
+        .venv/bin/ruff check .
+        exec .venv/bin/python -m pytest "$@" ;;
+    *)
+        echo "usage: scripts/dev.sh setup|demo|test [args...]" >&2
+        exit 2 ;;
+esac
