@@ -17,6 +17,7 @@ from typing import Any
 from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import DeferredSemaphore
 
 from crawler._twisted import run_in
 from crawler.extract import extract_document, warm_up
@@ -38,6 +39,9 @@ class ExtractionPipeline:
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=warm_up,
         )
+        # The executor keeps every submitted page until a worker takes it: bound what waits, so
+        # a slow pool holds back the scraper (and so the downloader) instead of filling memory.
+        self.slots = DeferredSemaphore(2 * workers)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExtractionPipeline:
@@ -49,6 +53,7 @@ class ExtractionPipeline:
         capture = page["capture"]
         text_shard = await maybe_deferred_to_future(self.run.begin_text(capture["warc_file"]))
         record = None
+        await maybe_deferred_to_future(self.slots.acquire())
         try:
             extracted = await maybe_deferred_to_future(run_in(self.pool, partial(
                 extract_document, page["body"], page["url"], encoding=page.get("encoding"),
@@ -57,6 +62,8 @@ class ExtractionPipeline:
             logger.exception("extraction failed for %s", page["url"])
             self.stats.inc_value("newsarchive/extraction_errors")
             extracted = None
+        finally:
+            self.slots.release()
         if extracted:
             record = text_record(page, extracted, self.run.crawl_id)
             self.stats.inc_value("newsarchive/articles")

@@ -14,7 +14,6 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import urldefrag, urljoin, urlsplit
 
 import scrapy
 from scrapy.crawler import Crawler
@@ -23,6 +22,7 @@ from scrapy.http import Response, TextResponse
 from crawler.capture import CAPTURE_META
 from crawler.config import OutletConfig, load_config
 from crawler.job import CrawlJob
+from crawler.links import page_links
 
 _ARTICLE_TYPES = re.compile(r'"@type"\s*:\s*\[?\s*"(?:News|Blog|Report|Scholarly)?Article"')
 
@@ -100,13 +100,11 @@ class OutletSpider(scrapy.Spider):
                 yield request
 
     def links(self, outlet: OutletConfig, response: TextResponse) -> Iterator[str]:
-        """Absolute in-outlet http(s) links of the page, without fragments."""
-        hosts = outlet.domains
-        base = response.urljoin("")
-        for href in response.xpath("//a/@href").getall():
-            url = urldefrag(urljoin(base, href.strip()))[0]
-            parts = urlsplit(url)
-            if parts.scheme in ("http", "https") and parts.netloc.lower() in hosts:
+        """The page's links that stay on the outlet's hosts."""
+        inside = tuple(f"{scheme}://{host}/" for host in outlet.domains
+                       for scheme in ("http", "https"))
+        for url in page_links(response.body, response.url, response.encoding):
+            if url.startswith(inside) or url + "/" in inside:
                 yield url
 
     def is_article(self, outlet: OutletConfig, response: TextResponse) -> bool:

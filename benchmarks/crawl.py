@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Crawl speed and memory of the full pipeline (fetch + WARC + extraction pool + local store).
+
+Generates the synthetic outlet of ``../shared/benchmarks/site/make_site.py`` (N articles),
+serves it with ``python -m http.server`` in its own process on 127.0.0.1, runs
+``newsarchive crawl`` on it, and prints pages/s, articles/s and the peak RSS of the crawl's
+process tree (sampled from /proc every 0.1 s). ``--demo`` measures the bundled sample outlet.
+
+usage: benchmarks/crawl.py [--articles 1000 ...] [--demo] [--site-script PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DEFAULT_SITE_SCRIPT = ROOT.parent / "shared" / "benchmarks" / "site" / "make_site.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory (bytes) of a process and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f
+                              if line.startswith("VmRSS:"))
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, StopIteration, ProcessLookupError):
+            continue
+    return total
+
+
+def own_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    except (FileNotFoundError, StopIteration):
+        return 0
+
+
+def measure(cmd: list[str], cwd: Path) -> dict[str, float]:
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    peak_tree = peak_main = 0
+    while proc.poll() is None:
+        peak_tree = max(peak_tree, tree_rss(proc.pid))
+        peak_main = max(peak_main, own_rss(proc.pid))
+        time.sleep(0.1)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"crawl failed ({proc.returncode}):\n{err[-3000:]}\n{out}")
+    return {"seconds": time.monotonic() - start, "peak_rss_tree": peak_tree,
+            "peak_rss_main": peak_main}
+
+
+def crawl(url: str, work: Path, name: str, allow: str) -> dict[str, float]:
+    config = work / f"{name}.toml"
+    config.write_text(f"""
+[archive]
+uri = "{work / 'archive'}"
+[crawl]
+user_agent = "newsarchive-bench/0.1 (+https://example.org/contact)"
+[[outlets]]
+name = "{name}"
+start_urls = ["{url}"]
+allow = ['{allow}']
+""")
+    figures = measure([str(BIN / "newsarchive"), "crawl", "-c", str(config)], work)
+    (crawl_dir,) = [d for d in (work / "archive" / "crawls").iterdir()
+                    if d.name.startswith(name + "-")]
+    counts = json.loads((crawl_dir / "manifest.json").read_text())["counts"]
+    figures.update(pages=counts["responses"], articles=counts["text_records"],
+                   warc_mb=counts["warc_bytes"] / 1e6)
+    return figures
+
+
+def report(label: str, f: dict[str, float]) -> None:
+    print(f"{label}: {f['pages']} pages ({f['articles']} articles) in {f['seconds']:.1f} s = "
+          f"{f['pages'] / f['seconds']:.1f} pages/s, {f['articles'] / f['seconds']:.1f} "
+          f"articles/s; WARC {f['warc_mb']:.1f} MB; peak RSS main process "
+          f"{f['peak_rss_main'] / 2**20:.0f} MiB, whole tree (with extraction workers) "
+          f"{f['peak_rss_tree'] / 2**20:.0f} MiB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--articles", type=int, nargs="*", default=[1000])
+    ap.add_argument("--demo", action="store_true", help="also crawl the bundled sample outlet")
+    ap.add_argument("--site-script", type=Path, default=DEFAULT_SITE_SCRIPT)
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores; server: python -m http.server in its own process")
+    with tempfile.TemporaryDirectory(prefix="na-bench-") as tmp:
+        work = Path(tmp)
+        if args.demo:
+            sys.path.insert(0, str(ROOT))
+            from crawler.demo import SAMPLE_SITE
+
+            port = free_port()
+            server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind",
+                                       "127.0.0.1", str(port), "-d", str(SAMPLE_SITE)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)
+                report("demo outlet", crawl(f"http://127.0.0.1:{port}/", work, "demo",
+                                            r"/news/\d{4}/"))
+            finally:
+                server.terminate()
+        for n in args.articles:
+            port = free_port()
+            site = work / f"site{n}"
+            subprocess.run([sys.executable, str(args.site_script), "--out", str(site),
+                            "--articles", str(n), "--base-url", f"http://127.0.0.1:{port}"],
+                           check=True, stdout=subprocess.DEVNULL)
+            server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind",
+                                       "127.0.0.1", str(port), "-d", str(site / "www")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)
+                report(f"{n}-article site", crawl(f"http://127.0.0.1:{port}/", work,
+                                                  f"site{n}", "/news/"))
+            finally:
+                server.terminate()
+
+
+if __name__ == "__main__":
+    main()
