@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
+# Modules that add commands of their own: each has ``add_commands(subparsers, common)``, whose
+# handlers take the parsed arguments and return the exit code.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", help="config file (default: newsarchive.toml if present)")
@@ -81,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("--crawl", action="append", default=[], help="only this crawl id")
     dump.add_argument("-o", "--output", help="write to this file instead of stdout")
     dump.set_defaults(func=cmd_dump)
+
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub, common)
     return parser
 
 
