@@ -49,14 +49,38 @@ def complete_crawls(store: ArchiveStore, crawl_ids: Iterable[str] = ()) -> list[
             if c.manifest is not None and (not wanted or c.crawl_id in wanted)]
 
 
+TEXT_VERSION_MANIFEST = "crawls/{crawl_id}/text/v{version}/manifest.json"
+
+
+def text_entries(store: ArchiveStore, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text shards readers use for a crawl: those of its newest complete re-extraction.
+
+    The crawl's own manifest lists version 1 (``text/NAME.jsonl.gz``). ``reextract`` writes
+    version N as ``text/vN/NAME.jsonl.gz`` and then ``text/vN/manifest.json`` (its commit
+    marker, with the same per-shard ``files`` entries); a version without that marker is
+    ignored, so a half-done re-extraction never hides the previous text.
+    """
+    crawl_id = manifest["crawl_id"]
+    versions = []
+    for info in store.list(f"crawls/{crawl_id}/text/v"):
+        parts = info.key.split("/")
+        if parts[-1] == MANIFEST_NAME and parts[-2][1:].isdigit():
+            versions.append(int(parts[-2][1:]))
+    if versions:
+        key = TEXT_VERSION_MANIFEST.format(crawl_id=crawl_id, version=max(versions))
+        with store.open(key) as f:
+            return json.load(f)["files"]
+    return [entry for entry in manifest["files"] if entry["kind"] == "text"]
+
+
 def text_records(store: ArchiveStore, manifests: Iterable[dict[str, Any]],
                  outlets: Iterable[str] = (), languages: Iterable[str] = ()
                  ) -> Iterator[dict[str, Any]]:
     """Stream the text records of the given crawls; shards that cannot match are not opened."""
     outlets, languages = set(outlets), set(languages)
     for manifest in manifests:
-        for entry in manifest["files"]:
-            if entry["kind"] != "text" or not entry.get("records"):
+        for entry in text_entries(store, manifest):
+            if not entry.get("records"):
                 continue
             if outlets and not outlets & set(entry.get("outlets", {})):
                 continue
