@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
@@ -129,3 +130,23 @@ def test_spool_delivers_manifest_last(tmp_path: Path, s3: S3Server, bucket: str,
     assert [o.key for o in store.list("crawls/")] == [
         "crawls/a/manifest.json", "crawls/a/text/a.jsonl.gz", "crawls/a/warc/a.warc.gz"]
     assert store.stat("crawls/b/manifest.json") is None
+
+
+def test_multipart_upload_is_checksummed(tmp_path: Path, s3: S3Server, bucket: str,
+                                         monkeypatch) -> None:
+    for name, value in s3_env(s3).items():
+        monkeypatch.setenv(name, value)
+    store = S3Store(f"s3://{bucket}/m", ArchiveConfig(endpoint_url=s3.endpoint_url,
+                                                      multipart_threshold=5 * 1024 * 1024))
+    path = tmp_path / "big.warc.gz"
+    data = os.urandom(17 * 1024 * 1024)
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    info = store.put_file(path, "crawls/x/warc/big.warc.gz", digest)
+    assert info.size == len(data)
+    head = s3.client().head_object(Bucket=bucket, Key="m/crawls/x/warc/big.warc.gz",
+                                   ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"].endswith("-3")  # verified per part by the server
+    assert store.stat("crawls/x/warc/big.warc.gz").sha256 == digest
+    body = store.open("crawls/x/warc/big.warc.gz").read()
+    assert hashlib.sha256(body).hexdigest() == digest
