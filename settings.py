@@ -20,6 +20,12 @@ DOWNLOAD_HANDLERS = {
     "https": "crawler.http.WireRecordingDownloadHandler",
 }
 DOWNLOADER_MIDDLEWARES = {
+    # first: off-outlet and internal URLs are refused before robots.txt or a slot is involved
+    "crawler.politeness.OutletScopeMiddleware": 50,
+    # after RobotsTxtMiddleware (100): the host's Crawl-delay is known
+    "crawler.politeness.OutletSlotMiddleware": 110,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.politeness.RetryAfterMiddleware": 550,
     # above HttpCompressionMiddleware (590): responses are captured as received
     "crawler.capture.WarcCaptureMiddleware": 950,
 }
@@ -29,6 +35,7 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
     "crawler.progress.Progress": 500,
+    "crawler.politeness.PageSizeGuard": 510,
 }
 
 # Bodies are stored as received: ask only for encodings every WARC reader can decode
@@ -43,6 +50,13 @@ DEFAULT_REQUEST_HEADERS = {
 TWISTED_REACTOR = "twisted.internet.epollreactor.EPollReactor"
 
 ROBOTSTXT_OBEY = True
+# Per outlet host: `concurrency` and `delay` from the config (crawler.politeness), adapted by
+# AutoThrottle unless the outlet sets a delay or robots.txt a Crawl-delay.
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.5
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+DEPTH_LIMIT = 0  # the spider bounds link hops per outlet (`depth`); pagination is free
 CONCURRENT_REQUESTS = 32
 # The spider yields a handful of outputs a page; Scrapy starts this many tasks per response.
 CONCURRENT_ITEMS = 16

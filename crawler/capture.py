@@ -48,6 +48,7 @@ class WarcCaptureMiddleware:
             request_body=request.body,
             response_head=_strip_transfer_encoding(response_head) or _response_head(response),
             response_body=response.body,
+            truncated="download_stopped" in response.flags,
         )
         written = await maybe_deferred_to_future(self.run.write_exchange(exchange))
         request.meta[CAPTURE_META] = {

@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_CONFIG_NAME = "newsarchive.toml"
 DEFAULT_ARCHIVE_URI = "./archive"
-DEFAULT_USER_AGENT = "newsarchive/0.1 (+https://github.com/newsarchive/newsarchive)"
+_CONTACT = re.compile(r"https?://\S+|\S+@\S+\.\w+")
 OUTLET_NAME = re.compile(r"^[a-z0-9_-]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
@@ -63,11 +64,19 @@ class ArchiveConfig:
 class CrawlConfig:
     """Crawl defaults; every outlet may override them."""
 
-    user_agent: str = DEFAULT_USER_AGENT
+    user_agent: str | None = None      # required, with a contact URL or address
     obey_robots: bool = True
-    max_pages: int = 0
+    max_pages: int = 0                 # 0 = unlimited
     warc_max_size: int = 1_000_000_000
     download_timeout: float = 30.0
+    depth: int = 2                     # link hops followed from start URLs (pagination: free)
+    since: str | None = None           # skip feed/sitemap entries dated before this
+    delay: float = 0.0                 # seconds between requests to one host (at least)
+    concurrency: int = 2               # parallel requests to one host
+    autothrottle: bool = True          # adapt the delay to the server's latency
+    max_page_size: int = 20 * 1024 * 1024  # larger responses are cut off (after decoding too)
+    allow_subdomains: bool = False
+    max_query_variants: int = 50       # distinct query strings per path (trap guard)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class OutletConfig:
     language: str | None = None
     schedule: str | None = None
     prune: tuple[str, ...] = ()
+    body: str | None = None            # CSS selector of the article container, when needed
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
 
     @property
@@ -146,8 +156,9 @@ class _Reader:
             raise self.fail(key, f"must be at least {minimum}, got {value}")
         return value
 
-    def number(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    def number(self, value: Any, key: str, allow_zero: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (
+                value == 0 and not allow_zero):
             raise self.fail(key, f"expected a positive number, got {value!r}")
         return float(value)
 
@@ -209,16 +220,52 @@ def _read_archive(r: _Reader, data: Any) -> ArchiveConfig:
 def _read_crawl(r: _Reader, t: dict[str, Any], prefix: str, base: CrawlConfig) -> CrawlConfig:
     values: dict[str, Any] = {}
     if "user_agent" in t:
-        values["user_agent"] = r.string(t["user_agent"], f"{prefix}.user_agent")
-    if "obey_robots" in t:
-        values["obey_robots"] = r.boolean(t["obey_robots"], f"{prefix}.obey_robots")
-    if "max_pages" in t:
-        values["max_pages"] = r.integer(t["max_pages"], f"{prefix}.max_pages")
-    if "warc_max_size" in t:
-        values["warc_max_size"] = r.size(t["warc_max_size"], f"{prefix}.warc_max_size")
+        agent = r.string(t["user_agent"], f"{prefix}.user_agent")
+        if not _CONTACT.search(agent):
+            raise r.fail(f"{prefix}.user_agent", f"{agent!r} has no contact URL or address; "
+                         "sites must be able to reach the operator, e.g. "
+                         "'newsarchive/0.1 (+https://example.org/contact)'")
+        values["user_agent"] = agent
+    for name in ("obey_robots", "autothrottle", "allow_subdomains"):
+        if name in t:
+            values[name] = r.boolean(t[name], f"{prefix}.{name}")
+    for name in ("max_pages", "depth"):
+        if name in t:
+            values[name] = r.integer(t[name], f"{prefix}.{name}")
+    for name in ("concurrency", "max_query_variants"):
+        if name in t:
+            values[name] = r.integer(t[name], f"{prefix}.{name}", minimum=1)
+    for name in ("warc_max_size", "max_page_size"):
+        if name in t:
+            values[name] = r.size(t[name], f"{prefix}.{name}")
     if "download_timeout" in t:
         values["download_timeout"] = r.number(t["download_timeout"], f"{prefix}.download_timeout")
+    if "delay" in t:
+        values["delay"] = r.number(t["delay"], f"{prefix}.delay", allow_zero=True)
+    if "since" in t:
+        since = r.string(str(t["since"]) if isinstance(t["since"], date) else t["since"],
+                         f"{prefix}.since")
+        try:
+            parse_since(since)
+        except ValueError as exc:
+            raise r.fail(f"{prefix}.since", str(exc)) from None
+        values["since"] = since
     return CrawlConfig(**{**base.__dict__, **values})
+
+
+def parse_since(value: str, now: datetime | None = None) -> date:
+    """``2025-08-01`` or a window back from now such as ``2d``, ``12h``, ``1w``."""
+    value = value.strip()
+    match = re.fullmatch(r"(\d+)\s*([hdw])", value, re.IGNORECASE)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2).lower()
+        hours = amount * {"h": 1, "d": 24, "w": 168}[unit]
+        return ((now or datetime.now(UTC)) - timedelta(hours=hours)).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a date (2025-08-01) nor a window such as 2d, "
+                         "12h or 1w") from None
 
 
 def _read_outlet(r: _Reader, data: Any, key: str, crawl: CrawlConfig) -> OutletConfig:
@@ -240,22 +287,32 @@ def _read_outlet(r: _Reader, data: Any, key: str, crawl: CrawlConfig) -> OutletC
             values[str_key] = r.string(t[str_key], f"{key}.{str_key}")
     if "prune" in t:
         values["prune"] = _css_selectors(r, t["prune"], f"{key}.prune")
+    if "body" in t:
+        values["body"] = _css_selector(r, r.string(t["body"], f"{key}.body"), f"{key}.body")
     if not any(values.get(k) for k in ("start_urls", "feeds", "sitemaps")):
         raise r.fail(f"{key}.start_urls", "an outlet needs start_urls, feeds or sitemaps")
     values["crawl"] = _read_crawl(r, t, key, crawl)
+    if not values["crawl"].user_agent:
+        raise r.fail("crawl.user_agent", "missing: set a user agent with a contact URL, e.g. "
+                     "user_agent = \"newsarchive/0.1 (+https://example.org/contact)\"")
     return OutletConfig(**values)
 
 
 def _css_selectors(r: _Reader, value: Any, key: str) -> tuple[str, ...]:
-    from cssselect import GenericTranslator, SelectorError
-
     selectors = r.strings(value, key)
     for i, selector in enumerate(selectors):
-        try:
-            GenericTranslator().css_to_xpath(selector)
-        except SelectorError as exc:
-            raise r.fail(f"{key}[{i}]", f"invalid CSS selector {selector!r}: {exc}") from None
+        _css_selector(r, selector, f"{key}[{i}]")
     return selectors
+
+
+def _css_selector(r: _Reader, selector: str, key: str) -> str:
+    from cssselect import GenericTranslator, SelectorError
+
+    try:
+        GenericTranslator().css_to_xpath(selector)
+    except SelectorError as exc:
+        raise r.fail(key, f"invalid CSS selector {selector!r}: {exc}") from None
+    return selector
 
 
 def parse_config(data: dict[str, Any], source: str) -> Config:

@@ -50,3 +50,17 @@ def _decode(match: re.Match[bytes], encoding: str) -> str:
     raw = match.group(1) or match.group(2) or match.group(3) or b""
     text = raw.decode(encoding, errors="replace")
     return html.unescape(text) if "&" in text else text
+
+
+def rel_links(body: bytes, rel: str, limit: int = 262144) -> list[str]:
+    """hrefs of ``<a>``/``<link>`` elements whose rel includes `rel` (next, canonical...)."""
+    pattern = _REL_CACHE.get(rel)
+    if pattern is None:
+        pattern = _REL_CACHE[rel] = re.compile(
+            rb"<(?:a|link)\b(?=[^>]*\brel\s*=\s*[\"']?(?:[^\"'>]*\s)?" + re.escape(rel.encode())
+            + rb"\b)[^>]*?" + _ATTR, re.IGNORECASE)
+    return [html.unescape((m.group(1) or m.group(2) or m.group(3)).decode("utf-8", "replace"))
+            .strip() for m in pattern.finditer(body, 0, limit if rel != "next" else len(body))]
+
+
+_REL_CACHE: dict[str, re.Pattern[bytes]] = {}

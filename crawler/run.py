@@ -55,6 +55,7 @@ class Exchange:
     request_body: bytes
     response_head: bytes
     response_body: bytes
+    truncated: bool = False  # cut off at max_page_size
 
 
 @dataclass
@@ -217,7 +218,8 @@ class ArchiveRun:
         response = shard.warc.write_record(
             "response",
             _fields(("WARC-Date", ex.date), ("WARC-Target-URI", ex.url),
-                    ("WARC-IP-Address", ex.ip_address), ("WARC-Warcinfo-ID", shard.warcinfo_id)),
+                    ("WARC-IP-Address", ex.ip_address), ("WARC-Warcinfo-ID", shard.warcinfo_id),
+                    ("WARC-Truncated", "length" if ex.truncated else None)),
             (ex.response_head, ex.response_body),
             content_type="application/http; msgtype=response",
         )

@@ -59,7 +59,7 @@ def make_fixture_site(root: Path) -> Path:
     index = root / "index.html"
     extra = ('<ul id="test-links"><li><a href="/ru">ru (redirects)</a></li>'
              '<li><a href="/missing.html">missing</a></li>'
-             '<li><a href="/uk/?utm_source=x&amp;page=2">uk page 2</a></li>'
+             '<li><a href="/uk/?section=ai&amp;page=2">uk page 2</a></li>'
              '<li><a href="/special/chunked.html">chunked</a></li></ul></body>')
     index.write_text(index.read_text("utf-8").replace("</body>", extra, 1), "utf-8")
     return root

@@ -88,7 +88,7 @@ def test_every_exchange_is_a_request_response_pair(crawl: dict[str, Any]) -> Non
     assert all(r["headers"].protocol == "WARC/1.1" for r in records)
     uris = {r["uri"].split("/", 3)[3] for r in responses.values()}
     # robots.txt, a redirect, an error status and a query URL are all captured ...
-    assert {"robots.txt", "ru", "ru/", "missing.html", "uk/?utm_source=x&page=2"} <= uris
+    assert {"robots.txt", "ru", "ru/", "missing.html", "uk/?section=ai&page=2"} <= uris
     # ... and robots.txt is obeyed
     assert "private/secret.html" not in uris
 
@@ -129,7 +129,7 @@ def test_heads_are_the_wire_heads(crawl: dict[str, Any]) -> None:
     request = next(r for r in warc_records(crawl["warcs"][0]) if r["type"] == "request"
                    and r["uri"].endswith("page=2"))
     assert request["http"].protocol == "GET"
-    assert request["http"].statusline == "/uk/?utm_source=x&page=2 HTTP/1.1"
+    assert request["http"].statusline == "/uk/?section=ai&page=2 HTTP/1.1"
     sent = dict(request["http"].headers)
     assert sent["Accept-Encoding"] == "gzip, deflate"
     assert sent["User-Agent"].startswith("newsarchive-tests/0.1")

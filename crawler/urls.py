@@ -1,0 +1,85 @@
+"""URL hygiene: the canonical form a crawl fetches and deduplicates on, and which hosts an
+outlet may reach."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TRACKING = re.compile(
+    r"^(?:utm_[a-z_]+|fbclid|gclid|gclsrc|dclid|yclid|msclkid|mc_cid|mc_eid|_ga|_gl|igshid"
+    r"|twclid|ttclid|wbraid|gbraid|_hsenc|_hsmi|mkt_tok|oly_anon_id|oly_enc_id|vero_id"
+    r"|rb_clickid|s_cid|spm|share|ref_src|ref_url)$",
+    re.IGNORECASE,
+)
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme and host, no default port, no fragment, no tracking parameters; the
+    rest (path, other parameters and their order) as published."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
+    except UnicodeError:
+        host = host.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port if parts.port and parts.port != _DEFAULT_PORTS.get(scheme) else None
+    netloc = f"{host}:{port}" if port else host
+    if parts.username:
+        netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
+    query = parts.query
+    if query:
+        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+                if not _TRACKING.match(k)]
+        if len(kept) != query.count("&") + 1:
+            query = urlencode(kept, quote_via=quote, safe="/:@!$'()*,;")
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def host_key(url: str) -> str:
+    """``host[:port]`` as canonical_url writes it."""
+    return urlsplit(canonical_url(url)).netloc.rsplit("@", 1)[-1]
+
+
+def is_internal_host(host: str) -> bool:
+    """Loopback, private, link-local or otherwise non-public addresses (and localhost)."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+class HostScope:
+    """The hosts an outlet may reach: its own URLs' hosts (subdomains when allowed), and
+    internal addresses only when the outlet itself lives on one."""
+
+    def __init__(self, urls: tuple[str, ...], allow_subdomains: bool = False) -> None:
+        self.hosts = frozenset(host_key(u) for u in urls)
+        self.names = frozenset(h.rsplit(":", 1)[0] if not h.endswith("]") else h
+                               for h in self.hosts)
+        self.allow_subdomains = allow_subdomains
+        self.internal_ok = any(is_internal_host(urlsplit(u).hostname or "") for u in urls)
+
+    def verdict(self, url: str) -> str | None:
+        """None when `url` may be fetched, else the reason: "scheme", "internal", "offsite"."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            return "scheme"
+        hostname = (parts.hostname or "").lower()
+        if is_internal_host(hostname) and not self.internal_ok:
+            return "internal"
+        key = host_key(url)
+        if key in self.hosts:
+            return None
+        if self.allow_subdomains and any(hostname.endswith("." + name) for name in self.names):
+            return None
+        return "offsite"
