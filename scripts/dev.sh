@@ -31,6 +31,20 @@ setup() {
     fi
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[test]"
+    setup_replay
+}
+
+# `newsarchive replay` runs pywb from its own virtualenv: pywb 2.10 pins old redis, werkzeug and
+# pyOpenSSL and brings brotlipy, which break Scrapy. boto3 lets it read captures from S3.
+# Debian's chromium is the browser the replay tests drive.
+setup_replay() {
+    if ! .venv-pywb/bin/python -c 'import boto3, importlib.metadata as m
+assert m.version("pywb").startswith("2.10.")' 2>/dev/null; then
+        "$PYTHON" -m venv .venv-pywb
+        .venv-pywb/bin/python -m pip install -q --upgrade pip
+        .venv-pywb/bin/python -m pip install -q "pywb>=2.10,<2.11" boto3
+    fi
+    apt_install chromium
 }
 
 case "${1:-}" in

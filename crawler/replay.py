@@ -1,0 +1,291 @@
+"""`newsarchive replay`: the archive's captures in a browser, served by pywb.
+
+pywb pins libraries that break Scrapy, so it lives in its own virtualenv (``.venv-pywb``, made
+by ``scripts/dev.sh setup``) and runs here as a subprocess. Its working directory is a temporary
+one holding what pywb reads from local disk: a ``config.yaml`` with one collection, ``archive``;
+one sorted CDXJ index merged from the completed crawls' indexes; and the home page templates,
+which list the archived articles. The WARCs stay where they are: pywb reads each capture with a
+ranged read of the local file or a ranged GET on the bucket (its ``S3Loader``, given the
+endpoint and credentials through the standard ``AWS_*`` environment variables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import heapq
+import html
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from crawler.archive import complete_crawls, text_records
+from crawler.cli import EXIT_OK, CommandError
+from crawler.config import ArchiveConfig, load_config
+from crawler.store import ArchiveStore, open_store
+
+COLLECTION = "archive"
+TEMPLATES = Path(__file__).parent / "replay_templates"
+PYWB_VENV = ".venv-pywb"
+MERGE_FAN_IN = 256  # index files open at once while merging
+READY_TIMEOUT = 60.0
+
+
+def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser
+                 ) -> None:
+    replay = subparsers.add_parser(
+        "replay", parents=[common], help="serve the archive's captures in a browser with pywb")
+    replay.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
+    replay.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
+    replay.add_argument("--pywb", help=f"pywb's `wayback` program (default: {PYWB_VENV}/bin/"
+                        "wayback beside this installation's virtualenv, then $PATH)")
+    replay.set_defaults(func=cmd_replay)
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port")
+    return port
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM: stop pywb, clean up, exit 0."""
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop(signum)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    wayback = find_wayback(args.pywb)
+    config = load_config(args.config)
+    store = open_store(config.archive, args.archive or config.archive.uri)
+    _check_free(args.host, args.port)
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    workdir = Path(tempfile.mkdtemp(prefix="newsarchive-replay-"))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        manifests = complete_crawls(store)
+        if not manifests:
+            raise CommandError(f"no completed crawls in {store.uri}")
+        index = workdir / "index" / f"{COLLECTION}.cdxj"
+        captures = build_index(store, manifests, index)
+        articles = write_home_page(store, manifests, workdir / "templates")
+        write_pywb_config(workdir, index, store.uri)
+        proc = subprocess.Popen(
+            [wayback, "--bind", args.host, "--port", str(args.port)], cwd=workdir,
+            env=pywb_env(config.archive, workdir), stdin=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=_die_with_parent)
+        base = _wait_ready(proc, args.host, args.port)
+        print(f"replaying {len(manifests)} crawl(s) of {store.uri}: {captures} captures, "
+              f"{articles} articles\n"
+              f"  articles:  {base}/\n"
+              f"  captures:  {base}/{COLLECTION}/{{timestamp}}/{{url}}   "
+              f"({{timestamp}}id_ for the original bytes)\n"
+              f"Ctrl-C stops", flush=True)
+        code = proc.wait()
+        raise CommandError(f"pywb stopped by itself (exit code {code}); its output is above")
+    except _Stop:
+        return EXIT_OK
+    finally:
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        if proc is not None:
+            _terminate(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def find_wayback(explicit: str | None = None) -> str:
+    """pywb's server program: the one asked for, else the pywb virtualenv beside the running
+    one (``.venv`` -> ``.venv-pywb``) or in this checkout, else ``wayback`` on $PATH."""
+    if explicit:
+        candidates = [explicit]
+    else:
+        candidates = [str(Path(sys.prefix).parent / PYWB_VENV / "bin" / "wayback"),
+                      str(Path(__file__).resolve().parent.parent / PYWB_VENV / "bin" / "wayback"),
+                      shutil.which("wayback") or ""]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise CommandError(f"pywb not found (looked for {', '.join(c for c in candidates if c)}); "
+                       f"`scripts/dev.sh setup` installs it in {PYWB_VENV}, or pass --pywb")
+
+
+def build_index(store: ArchiveStore, manifests: Iterable[dict[str, Any]], out: Path) -> int:
+    """Fetch the crawls' CDXJ files and merge them into one sorted index; returns its lines.
+
+    pywb cannot read a plain CDXJ from S3, and one merged file answers a lookup with one
+    binary search instead of one per crawl shard.
+    """
+    parts = out.parent / "parts"
+    parts.mkdir(parents=True)
+    paths = []
+    for manifest in manifests:
+        for entry in manifest["files"]:
+            if entry["kind"] == "index":
+                path = parts / f"{len(paths):08d}.cdxj"
+                with store.open(entry["key"]) as src, open(path, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                paths.append(path)
+    return merge_sorted(paths, out)
+
+
+def merge_sorted(paths: list[Path], out: Path, fan_in: int = MERGE_FAN_IN) -> int:
+    """Merge sorted line files into `out`, never more than `fan_in` open; returns the lines."""
+    level = 0
+    while len(paths) > fan_in:
+        level += 1
+        batches = [paths[i:i + fan_in] for i in range(0, len(paths), fan_in)]
+        paths = [out.with_name(f"{out.name}.{level}.{n}") for n in range(len(batches))]
+        for batch, merged in zip(batches, paths, strict=True):
+            _merge(batch, merged)
+    return _merge(paths, out)
+
+
+def _merge(paths: list[Path], out: Path) -> int:
+    lines = 0
+    with ExitStack() as stack, open(out, "wb") as dst:
+        files = [stack.enter_context(open(path, "rb")) for path in paths]
+        for line in heapq.merge(*files):
+            dst.write(line if line.endswith(b"\n") else line + b"\n")
+            lines += 1
+    for path in paths:
+        path.unlink()
+    return lines
+
+
+def write_home_page(store: ArchiveStore, manifests: list[dict[str, Any]], templates: Path
+                    ) -> int:
+    """pywb's home page templates: ours, and the article table (newest crawl first) it includes.
+
+    The table is plain HTML for Jinja to include as is: every value is HTML-escaped and its
+    braces written as character references, so an archived title can never be template code.
+    """
+    shutil.copytree(TEMPLATES, templates)
+    count = 0
+    with open(templates / "articles.html", "w", encoding="utf-8") as out:
+        for record in text_records(store, reversed(manifests)):
+            timestamp = "".join(c for c in record.get("fetched_at") or "" if c.isdigit())[:14]
+            href = f"{COLLECTION}/{timestamp}/{record['url']}"
+            out.write(f'<tr><td>{_text(record.get("date") or "")}</td>'
+                      f'<td><a href="{_text(href)}">{_text(record.get("title") or record["url"])}'
+                      f'</a></td><td>{_text(record.get("outlet") or "")}</td>'
+                      f'<td class="url">{_text(record["url"])}</td></tr>\n')
+            count += 1
+    return count
+
+
+def _text(value: str) -> str:
+    return html.escape(value).replace("{", "&#123;").replace("}", "&#125;")
+
+
+def write_pywb_config(workdir: Path, index: Path, archive_uri: str) -> None:
+    """pywb's ``config.yaml`` (JSON is YAML): the one collection, its index and WARC root.
+
+    The index's ``filename`` is a WARC's archive key, so the WARC root is the archive itself:
+    a directory, or ``s3://bucket/prefix/``.
+    """
+    config = {
+        "collections": {COLLECTION: {"index_paths": str(index),
+                                     "archive_paths": archive_uri.rstrip("/") + "/"}},
+        "enable_auto_colls": False,
+    }
+    (workdir / "config.yaml").write_text(json.dumps(config, indent=2), "utf-8")
+
+
+def pywb_env(archive: ArchiveConfig, workdir: Path) -> dict[str, str]:
+    """The environment pywb's boto3 needs for the archive's S3 endpoint, region and style.
+
+    Credentials come through unchanged: the standard AWS chain, as for every other command.
+    """
+    env = dict(os.environ)
+    if archive.endpoint_url:
+        env["AWS_ENDPOINT_URL_S3"] = archive.endpoint_url
+    region = (archive.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+              or "us-east-1")
+    env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    if archive.addressing_style != "auto":
+        env["AWS_CONFIG_FILE"] = str(_aws_config(archive.addressing_style, workdir))
+    return env
+
+
+def _aws_config(style: str, workdir: Path) -> Path:
+    """A copy of the user's AWS config whose active profile sets the S3 addressing style, the
+    one client setting botocore reads from no environment variable."""
+    parser = configparser.RawConfigParser()
+    parser.read(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")))
+    profile = os.environ.get("AWS_PROFILE", "default")
+    section = profile if profile == "default" else f"profile {profile}"
+    if not parser.has_section(section):
+        parser.add_section(section)
+    nested = [line.strip() for line in parser.get(section, "s3", fallback="").splitlines()
+              if line.strip() and line.split("=")[0].strip() != "addressing_style"]
+    parser.set(section, "s3", "\n".join(["", *nested, f"addressing_style = {style}"]))
+    path = workdir / "aws-config"
+    with open(path, "w", encoding="utf-8") as f:
+        parser.write(f)
+    return path
+
+
+def _check_free(host: str, port: int) -> None:
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel stops pywb if this process dies without cleaning up (SIGKILL)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int) -> str:
+    """Wait until pywb serves the collection; returns the base URL to print."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    base = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy for us
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CommandError(f"pywb exited with code {proc.returncode} before serving; its "
+                               "output is above")
+        try:
+            with opener.open(f"{base}/collinfo.json", timeout=5) as response:
+                routes = json.load(response)
+        except OSError:
+            time.sleep(0.2)
+            continue
+        if COLLECTION not in routes.get("fixed", []):
+            raise CommandError(f"pywb did not load the {COLLECTION!r} collection; its output "
+                               "is above")
+        return base
+    raise CommandError(f"pywb did not answer on {base} within {READY_TIMEOUT:.0f} s")
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
