@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Crawl speed and memory of the full pipeline (fetch + WARC + extraction pool + local store).
+"""Crawl speed and memory of the full pipeline (discovery + fetch + WARC + extraction pool +
+local store).
 
 Generates the synthetic outlet of ``../shared/benchmarks/site/make_site.py`` (N articles),
 serves it with ``python -m http.server`` in its own process on 127.0.0.1, runs
-``newsarchive crawl`` on it, and prints pages/s, articles/s and the peak RSS of the crawl's
-process tree (sampled from /proc every 0.1 s). ``--demo`` measures the bundled sample outlet.
+``newsarchive crawl`` on it with politeness off, and prints pages/s, articles/s and the peak
+RSS of the crawl's process tree (sampled from /proc every 0.1 s). Discovery is through the
+site's sitemap (``--discovery sitemap``, the default) or by following section links
+(``--discovery links``). ``--wget`` also runs ``wget --recursive --warc-file`` on the same site
+in the same run, for the ratio. ``--demo`` measures the bundled sample outlet.
 
-usage: benchmarks/crawl.py [--articles 1000 ...] [--demo] [--site-script PATH]
+usage: benchmarks/crawl.py [--articles 2000 10000 ...] [--discovery sitemap|links] [--wget]
+                           [--demo] [--site-script PATH]
 """
 
 from __future__ import annotations
@@ -72,16 +77,21 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, float]:
             "peak_rss_main": peak_main}
 
 
-def crawl(url: str, work: Path, name: str, allow: str) -> dict[str, float]:
+def crawl(source: str, work: Path, name: str, allow: str) -> dict[str, float]:
+    """`source` is an outlet's discovery lines, e.g. ``sitemaps = ["..."]``."""
     config = work / f"{name}.toml"
     config.write_text(f"""
 [archive]
 uri = "{work / 'archive'}"
 [crawl]
 user_agent = "newsarchive-bench/0.1 (+https://example.org/contact)"
+# politeness off: the server is ours, on 127.0.0.1
+autothrottle = false
+concurrency = 16
+depth = 3
 [[outlets]]
 name = "{name}"
-start_urls = ["{url}"]
+{source}
 allow = ['{allow}']
 """)
     figures = measure([str(BIN / "newsarchive"), "crawl", "-c", str(config)], work)
@@ -90,6 +100,17 @@ allow = ['{allow}']
     counts = json.loads((crawl_dir / "manifest.json").read_text())["counts"]
     figures.update(pages=counts["responses"], articles=counts["text_records"],
                    warc_mb=counts["warc_bytes"] / 1e6)
+    return figures
+
+
+def wget(url: str, work: Path) -> dict[str, float]:
+    """wget's recursive crawl with a gzip WARC, as the reference (it extracts nothing)."""
+    out = work / "wget"
+    out.mkdir()
+    figures = measure(["wget", "--recursive", "--level=inf", "--no-parent", "--quiet",
+                       "--no-verbose", "-e", "robots=off", "--warc-file=" + str(out / "site"),
+                       "--no-warc-keep-log", "-P", str(out), url], work)
+    figures["pages"] = sum(1 for p in out.rglob("*") if p.is_file() and p.suffix != ".gz")
     return figures
 
 
@@ -103,7 +124,9 @@ def report(label: str, f: dict[str, float]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--articles", type=int, nargs="*", default=[1000])
+    ap.add_argument("--articles", type=int, nargs="*", default=[2000])
+    ap.add_argument("--discovery", choices=("sitemap", "links"), default="sitemap")
+    ap.add_argument("--wget", action="store_true", help="also time wget on the same site")
     ap.add_argument("--demo", action="store_true", help="also crawl the bundled sample outlet")
     ap.add_argument("--site-script", type=Path, default=DEFAULT_SITE_SCRIPT)
     args = ap.parse_args()
@@ -120,8 +143,8 @@ def main() -> None:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(0.5)
-                report("demo outlet", crawl(f"http://127.0.0.1:{port}/", work, "demo",
-                                            r"/news/\d{4}/"))
+                report("demo outlet", crawl(f'start_urls = ["http://127.0.0.1:{port}/"]', work,
+                                            "demo", r"/news/\d{4}/"))
             finally:
                 server.terminate()
         for n in args.articles:
@@ -135,8 +158,18 @@ def main() -> None:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(0.5)
-                report(f"{n}-article site", crawl(f"http://127.0.0.1:{port}/", work,
-                                                  f"site{n}", "/news/"))
+                base = f"http://127.0.0.1:{port}"
+                source = (f'sitemaps = ["{base}/sitemap.xml"]' if args.discovery == "sitemap"
+                          else f'start_urls = ["{base}/"]')
+                ours = crawl(source, work, f"site{n}", "/news/")
+                report(f"{n}-article site, {args.discovery} discovery", ours)
+                if args.wget:
+                    ref = wget(base + "/", work)
+                    ratio = (ours["pages"] / ours["seconds"]) / (ref["pages"] / ref["seconds"])
+                    print(f"  wget: {ref['pages']} pages in {ref['seconds']:.1f} s = "
+                          f"{ref['pages'] / ref['seconds']:.1f} pages/s, peak RSS "
+                          f"{ref['peak_rss_tree'] / 2**20:.0f} MiB; newsarchive/wget pages/s = "
+                          f"{ratio:.2f}")
             finally:
                 server.terminate()
 

@@ -123,12 +123,13 @@ class OutletSlotMiddleware(_OutletMiddleware):
         request.meta["download_slot"] = slot
         delay = max(outlet.crawl.delay, self.crawl_delays.get(netloc, 0.0))
         downloader = self.crawler.engine.downloader
+        fixed = bool(delay) or not outlet.crawl.autothrottle
         if slot not in downloader.per_slot_settings:
             settings: dict[str, Any] = {"concurrency": outlet.crawl.concurrency}
-            if delay:  # a minimum: no random jitter below it; else AutoThrottle's start delay
+            if fixed:  # a minimum: no jitter below it (else AutoThrottle's start delay applies)
                 settings.update(delay=delay, jitter=0.0)
             downloader.per_slot_settings[slot] = settings
-        if delay or not outlet.crawl.autothrottle:
+        if fixed:
             request.meta["autothrottle_dont_adjust_delay"] = True
 
     def robots_parsed(self, robotparser: Any, request: Request) -> None:
