@@ -1,28 +1,63 @@
 """Article text and metadata from an HTML page: runs in worker processes, never on the reactor.
 
-``extract_document`` is a pure function of the page, so a re-extraction of stored WARCs gives
-the same result as the crawl did.
+``extract_document`` is a pure function of the page (and of the outlet's settings and learned
+templates passed in), so a re-extraction of stored WARCs gives the same result as the crawl did.
+The steps, in order:
+
+1. parse; read the metadata from the untouched page (``crawler.metadata``);
+2. the outlet's overrides: ``prune`` selectors removed, the ``body`` selector's element(s) kept;
+3. the standfirst (the page's description set apart above the body) removed: it is metadata;
+4. generic teaser and widget removal (``crawler.boilerplate``);
+5. an article body split in sibling chunks (around ads) joined back into one container;
+6. trafilatura with ``EXTRACTION_PROFILE`` finds the body;
+7. the headline, a byline or dateline at the top or bottom, and the outlet's learned template
+   blocks (``crawler.templates``) are dropped; paragraphs are joined with blank lines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
+import lxml.etree
 import lxml.html
 import trafilatura
+from lxml.html import HtmlElement
 
-# Measured on the Scrapinghub article-body benchmark (benchmarks/extraction.py): precision-
-# favouring extraction scores higher F1 than the defaults or recall-favouring settings.
+from crawler.boilerplate import remove_boilerplate
+from crawler.metadata import page_metadata
+from crawler.templates import fingerprint, without_templates
+
+# Measured on the Scrapinghub article-body benchmark (benchmarks/extraction.py --profiles),
+# with the project's own cleaning in front: trafilatura's balanced mode without its fallback
+# extractors scores the highest F1 and is the fastest; favor_precision then cuts recall more
+# than it adds precision, because the widgets it is cautious about are gone already.
 EXTRACTION_PROFILE: dict[str, Any] = {
+    "fast": True,
+    "favor_precision": False,
+    "favor_recall": False,
     "include_comments": False,
     "include_tables": True,
-    "favor_precision": True,
     "deduplicate": False,
 }
 
-_BLANK_LINES = re.compile(r"\n\s*\n+")
+_PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False,
+                               encoding="utf-8")
+# Class names of an article body container (in any letter case): a body cut in chunks repeats
+# the same class on sibling containers.
+_BODY_CLASS = re.compile(r"article[-_]{0,2}(?:body|content|text)|entry-content|body-text"
+                         r"|post-(?:content|body)|story-(?:body|content)|content-body",
+                         re.IGNORECASE)
+_SAME_TEXT = lxml.etree.XPath("//body//*[self::p or self::h2 or self::h3 or self::h4 or self::div"
+                               " or self::span][count(*) <= 3][normalize-space() = $text]")
+_WORDS = re.compile(r"[^\W\d_]+")
+_DIGIT = re.compile(r"\d")
+_BYLINE = re.compile(r"^(?:by|von|par|por|przez|autor|autorka|автор|авторка|text|texte|texto|"
+                     r"текст)\b\s*:?\s*")
+_NAME_SEPARATORS = re.compile(r"\s*(?:[,;|·•]|\s(?:and|und|et|y|i|и|і|та)\s)\s*")
 
 
 def extract_document(
@@ -31,54 +66,165 @@ def extract_document(
     *,
     encoding: str | None = None,
     prune: tuple[str, ...] = (),
+    body: str | None = None,
+    listed_date: str | None = None,
+    templates: Collection[int] = (),
 ) -> dict[str, Any] | None:
-    """Title, author, date, language, sitename and body text of the page; None if no article.
+    """Title, authors, date, language, sitename, description, tags, categories and body text
+    of the page; None if it has no article text.
 
-    `text` holds the article body only, paragraphs separated by one blank line.
+    `text` holds the article body only, paragraphs separated by one blank line. `prune` and
+    `body` are the outlet's CSS selectors; `listed_date` is the date the feed or sitemap gave
+    the page (last resort); `templates` are the outlet's learned template block fingerprints.
+    `fingerprints` lists the fingerprints of the page's paragraphs (templates included), for
+    the template learner.
     """
+    tree = parse_html(html, encoding)
+    if tree is None:
+        return None
+    meta = page_metadata(tree, url, listed_date=listed_date)
+    headlines = _headlines(tree, meta["title"])
+    for selector in prune:
+        for element in tree.cssselect(selector):
+            element.drop_tree()
+    if body:
+        _keep_only(tree, body)
+    _drop_standfirst(tree, meta["description"])
+    remove_boilerplate(tree)
+    _join_split_bodies(tree)
+    doc = trafilatura.bare_extraction(tree, url=url, **EXTRACTION_PROFILE)
+    if doc is None:
+        return None
+    lines = [" ".join(line.split()) for line in (doc.text or "").splitlines()]
+    lines = [line for line in lines if line]
+    while lines and _line_key(lines[0]) in headlines:  # the headline is metadata, not body
+        lines = lines[1:]
+    lines = _without_meta_lines(lines, meta["authors"])
+    prints = [fingerprint(line) for line in lines]
+    lines = without_templates(lines, prints, templates)
+    text = "\n\n".join(lines)
+    if not text:
+        return None
+    return {
+        **meta,
+        "language": detect_language(text) or meta["page_language"],
+        "text": text,
+        "text_digest": "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "fingerprints": prints,
+    }
+
+
+def parse_html(html: bytes | str, encoding: str | None = None) -> HtmlElement | None:
+    """The page as an lxml tree (comments and processing instructions dropped), or None."""
     if isinstance(html, bytes):
         html = html.decode(encoding or "utf-8", errors="replace")
     if not html.strip():
         return None
-    try:
-        tree = lxml.html.document_fromstring(html)
+    try:  # re-encoded, so an XML declaration naming another charset cannot mislead lxml
+        return lxml.html.document_fromstring(html.encode("utf-8", errors="replace"),
+                                             parser=_PARSER)
     except (ValueError, lxml.etree.ParserError):
         return None
-    for selector in prune:
-        for element in tree.cssselect(selector):
-            element.drop_tree()
-    doc = trafilatura.bare_extraction(tree, url=url, with_metadata=True, **EXTRACTION_PROFILE)
-    if doc is None:
-        return None
-    data = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
-    text = _paragraphs(data.get("text") or "", data.get("title"))
-    if not text:
-        return None
-    page_lang = (tree.get("lang") or "").split("-")[0].lower() or None
-    return {
-        "title": data.get("title") or None,
-        "author": data.get("author") or None,
-        "date": data.get("date") or None,
-        "language": detect_language(text) or page_lang,
-        "page_language": page_lang,
-        "sitename": data.get("sitename") or None,
-        "description": data.get("description") or None,
-        "text": text,
-        "text_digest": "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
-    }
 
 
-def _paragraphs(text: str, title: str | None) -> str:
-    """One paragraph per line in trafilatura's output -> paragraphs separated by blank lines;
-    the headline is metadata, so a first line repeating it is not body text."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and title and _folded(lines[0]) == _folded(title):
-        lines = lines[1:]
-    return "\n\n".join(lines)
-
-
-def _folded(text: str) -> str:
+def _line_key(text: str) -> str:
+    """Paragraphs compared blind to case and whitespace."""
     return " ".join(text.split()).casefold()
+
+
+def _headlines(tree: HtmlElement, title: str | None) -> set[str]:
+    """The page's headline as the page writes it (<h1>, og:title, <title>, the clean title)."""
+    found = {_line_key(h.text_content()) for h in tree.iter("h1")}
+    found.update(_line_key(v) for v in tree.xpath("//meta[@property='og:title']/@content"))
+    head = tree.find(".//title")
+    if head is not None:
+        found.add(_line_key(head.text_content()))
+    if title:
+        found.add(_line_key(title))
+    found.discard("")
+    return found
+
+
+def _without_meta_lines(lines: list[str], authors: list[str]) -> list[str]:
+    """Byline and dateline at the top or the bottom of the body are metadata, not text."""
+    names = {_line_key(a) for a in authors}
+    start, end = 0, len(lines)
+    while start < end and _is_meta_line(lines[start], names):
+        start += 1
+    while end > start and _is_meta_line(lines[end - 1], names):
+        end -= 1
+    return lines[start:end]
+
+
+def _is_meta_line(line: str, names: set[str]) -> bool:
+    if len(line) > 100:
+        return False
+    words = _WORDS.findall(line.casefold())
+    if len(line) <= 40 and _DIGIT.search(line) and len(words) <= 3:
+        return True  # "10 августа, 09:00", "date 2025-08-14", "Updated: Nov. 19, 2019"
+    if not names:
+        return False
+    rest = _BYLINE.sub("", _line_key(line))
+    parts = [p for p in _NAME_SEPARATORS.split(rest) if p and not _DIGIT.search(p)]
+    return bool(parts) and all(p in names for p in parts)
+
+
+def _keep_only(tree: HtmlElement, selector: str) -> None:
+    """The outlet's `body` selector: only the matching element(s) stay in <body>; a page where
+    nothing matches is left whole (the generic extraction still applies)."""
+    page_body = tree.find("body")
+    if page_body is None:
+        return
+    matches = [m for m in tree.cssselect(selector) if page_body in m.iterancestors()]
+    if not matches:
+        return
+    outer = [m for m in matches if not any(a in matches for a in m.iterancestors())]
+    container = lxml.html.Element("article")
+    for element in outer:
+        element.tail = None
+        container.append(element)  # moves it out of its old place
+    for child in list(page_body):
+        page_body.remove(child)
+    page_body.text = None
+    page_body.append(container)
+
+
+def _drop_standfirst(tree: HtmlElement, description: str | None) -> None:
+    """The standfirst is the page's description printed on its own above the body; the same
+    text as the first of the body's paragraphs (a lede reused as description) stays."""
+    if not description:
+        return
+    found = _SAME_TEXT(tree, text=" ".join(description.split()))
+    if not found:
+        return
+    element = block = found[0]  # block: the paragraph, or the box holding nothing but it
+    while (block.getparent() is not None and block.getparent().tag not in ("body", "html")
+           and sum(1 for c in block.getparent() if isinstance(c.tag, str)
+                   and c.text_content().strip()) == 1):
+        block = block.getparent()
+    if not any(c.tag == block.tag and (c.tag == "p" or c.get("class") == block.get("class"))
+               and len(c.text_content().strip()) >= 40 for c in block.itersiblings()):
+        element.drop_tree()  # no paragraph like it follows: it is not the body's first
+
+
+def _join_split_bodies(tree: HtmlElement) -> None:
+    """Body chunks that share one container class and one grandparent (a body cut by ads or
+    embeds) become one container, so the whole body is found, not only its first chunk."""
+    groups: dict[str, list[HtmlElement]] = defaultdict(list)
+    for element in tree.xpath("//*[@class][self::div or self::section or self::article]"):
+        cls = element.get("class", "")
+        if _BODY_CLASS.search(cls):
+            groups[cls].append(element)
+    for chunks in groups.values():
+        if len(chunks) < 2 or len({c.getparent().getparent() for c in chunks}) != 1:
+            continue
+        if any(a in chunks for c in chunks for a in c.iterancestors()):
+            continue
+        first = chunks[0]
+        for chunk in chunks[1:]:
+            for child in list(chunk):
+                first.append(child)
+            chunk.drop_tree()
 
 
 def detect_language(text: str) -> str | None:
@@ -87,7 +233,7 @@ def detect_language(text: str) -> str | None:
         return None
     import py3langid
 
-    lang, _score = py3langid.classify(text[:5000])
+    lang, _score = py3langid.classify(text[:2000])
     return lang
 
 

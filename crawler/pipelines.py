@@ -2,7 +2,8 @@
 
 The reactor only hands pages to the pool and writes the finished record to the run; Scrapy's
 scraper slot limits how many pages wait here, so memory stays bounded when extraction is the
-bottleneck.
+bottleneck. The one thing the reactor adds is counting each page's paragraph fingerprints for
+the outlet's learned templates (a few set operations; ``crawler.templates``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from twisted.internet.defer import DeferredSemaphore
 from crawler._twisted import run_in
 from crawler.extract import extract_document, warm_up
 from crawler.run import ArchiveRun
+from crawler.templates import TemplateLearner
 
 logger = logging.getLogger(__name__)
 
 TEXT_FIELDS = ("url", "outlet", "crawl_id", "fetched_at", "status", "title", "author", "date",
                "language", "sitename", "text", "warc_file", "warc_offset", "warc_length",
                "warc_record_id", "payload_digest", "text_digest")
+# Metadata beside the DESIGN.md fields, when the page states it (lists may be empty).
+METADATA_FIELDS = ("authors", "description", "tags", "categories")
 
 
 class ExtractionPipeline:
@@ -42,6 +46,8 @@ class ExtractionPipeline:
         # The executor keeps every submitted page until a worker takes it: bound what waits, so
         # a slow pool holds back the scraper (and so the downloader) instead of filling memory.
         self.slots = DeferredSemaphore(2 * workers)
+        self.templates = TemplateLearner()
+        self.bodies = {o.name: o.body for o in run.job.outlets}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExtractionPipeline:
@@ -57,7 +63,11 @@ class ExtractionPipeline:
         try:
             extracted = await maybe_deferred_to_future(run_in(self.pool, partial(
                 extract_document, page["body"], page["url"], encoding=page.get("encoding"),
-                prune=tuple(page.get("prune") or ()))))
+                prune=tuple(page.get("prune") or ()), body=self.bodies.get(page["outlet"]),
+                listed_date=page.get("listed_date"),
+                templates=self.templates.templates(page["outlet"]))))
+            if extracted:  # before the slot goes to the next page, which then knows this one
+                self.templates.observe(page["outlet"], extracted["fingerprints"])
         except Exception:
             logger.exception("extraction failed for %s", page["url"])
             self.stats.inc_value("newsarchive/extraction_errors")
@@ -92,4 +102,6 @@ def text_record(page: ItemAdapter, extracted: dict[str, Any], crawl_id: str) -> 
         "text_digest": extracted["text_digest"],
     }
     record["language_expected"] = page.get("language")
+    record["canonical_url"] = page.get("canonical_url")
+    record.update({k: extracted.get(k) for k in METADATA_FIELDS})
     return record
