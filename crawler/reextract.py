@@ -1,0 +1,395 @@
+"""`newsarchive reextract`: extraction re-run over stored WARCs, written as a new text version.
+
+Nothing is fetched. Each WARC is read once, as a stream; the articles are the response records
+the crawl itself extracted (the records of its own text shards, by ``warc_offset``), so a new
+version covers the same pages. Their bodies are decoded as Scrapy decoded them during the crawl
+(Content-Encoding undone, the same response encoding) and go through the same
+``extract_document`` in a process pool, with the outlet's selectors from the config and its
+templates learned again page after page, as the crawl's pipeline learns them. The records are
+written as ``text/vN/NAME.jsonl.gz``; then ``text/vN/manifest.json`` commits the version.
+Older versions are kept; readers (``crawler.archive.text_entries``) use the newest committed
+one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import logging
+import multiprocessing
+import os
+import tempfile
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from crawler.archive import TEXT_VERSION_MANIFEST, complete_crawls
+from crawler.cli import EXIT_OK, CommandError
+from crawler.config import Config, OutletConfig, load_config
+from crawler.spool import MANIFEST_NAME, default_spool_dir
+from crawler.store import ArchiveStore, open_store
+from crawler.templates import TemplateLearner
+from crawler.warc import HashingFile
+
+logger = logging.getLogger(__name__)
+
+VERSION_FORMAT = "newsarchive-text-version/1"
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    cmd = sub.add_parser("reextract", parents=[common],
+                         help="re-run extraction over stored WARCs into a new text version")
+    cmd.add_argument("--crawl", action="append", default=[],
+                     help="only this crawl id (repeatable; default: every complete crawl)")
+    cmd.add_argument("--workers", type=int, default=0,
+                     help="extraction processes (default: one per CPU)")
+    cmd.set_defaults(func=cmd_reextract)
+
+
+def cmd_reextract(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    uri = args.archive or config.archive.uri
+    store = open_store(config.archive, uri)
+    manifests = complete_crawls(store, args.crawl)
+    missing = set(args.crawl) - {m["crawl_id"] for m in manifests}
+    if missing:
+        raise CommandError(f"no complete crawl {', '.join(sorted(missing))} in {store.uri}")
+    if not manifests:
+        print(f"no complete crawls in {store.uri}")
+        return EXIT_OK
+    workers = args.workers or os.cpu_count() or 1
+    spool = default_spool_dir(config.archive, uri)
+    with ExtractionPool(workers) as pool:
+        for manifest in manifests:
+            print(reextract_crawl(store, manifest, config, pool, spool).summary())
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- versions
+
+
+def text_versions(store: ArchiveStore, crawl_id: str) -> list[int]:
+    """The committed re-extraction versions of a crawl (those with their manifest), ascending."""
+    versions = []
+    for info in store.list(f"crawls/{crawl_id}/text/v"):
+        parts = info.key.split("/")
+        if len(parts) == 5 and parts[-1] == MANIFEST_NAME and parts[-2][1:].isdigit():
+            versions.append(int(parts[-2][1:]))
+    return sorted(versions)
+
+
+def basename(key: str) -> str:
+    """``crawls/ID/warc/NAME.warc.gz`` (or its index or text shard) -> ``NAME``."""
+    name = key.rsplit("/", 1)[-1]
+    for suffix in (".warc.gz", ".cdxj", ".jsonl.gz"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+# ---------------------------------------------------------------- one crawl
+
+
+@dataclass
+class CrawlResult:
+    crawl_id: str
+    version: int
+    warcs: int = 0
+    articles: int = 0        # pages the crawl extracted (its own text records)
+    records: int = 0         # text records of the new version
+    changed: int = 0         # of which the text differs from the crawl's own
+    no_text: int = 0         # pages that give no text now
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # per outlet: prune...
+
+    def summary(self) -> str:
+        return (f"crawl {self.crawl_id}: text v{self.version} written from {self.warcs} WARC"
+                f" file(s): {self.records} of {self.articles} articles, {self.changed} with new"
+                f" text, {self.no_text} without text now; earlier versions kept, dump reads"
+                f" v{self.version}")
+
+
+def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Config,
+                    pool: ExtractionPool, spool: Path) -> CrawlResult:
+    """Write the crawl's next text version; its manifest goes last, after every shard."""
+    from crawler.pipelines import text_record
+
+    crawl_id = manifest["crawl_id"]
+    version = max(text_versions(store, crawl_id), default=1) + 1
+    result = CrawlResult(crawl_id, version)
+    own_text = {basename(e["key"]): e for e in manifest["files"] if e["kind"] == "text"}
+    outlets = {o.name: o for o in config.outlets}
+    templates = TemplateLearner()  # learned again, page after page, as the crawl learned them
+    spool.mkdir(parents=True, exist_ok=True)
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="reextract-", dir=spool) as work:
+        for warc in (e for e in manifest["files"] if e["kind"] == "warc"):
+            name = basename(warc["key"])
+            key = f"crawls/{crawl_id}/text/v{version}/{name}.jsonl.gz"
+            articles = _articles(store, own_text.get(name), warc["key"])
+            result.warcs += 1
+            result.articles += len(articles)
+            with ShardWriter(Path(work) / f"{name}.jsonl.gz", key) as shard:
+                pages = _pages(store, warc["key"], articles, outlets, result)
+                for page, extracted in pool.map_ordered(pages, templates.templates):
+                    if extracted is None:
+                        result.no_text += 1
+                        continue
+                    templates.observe(page.page["outlet"], extracted["fingerprints"])
+                    record = text_record(page.page, extracted, crawl_id)
+                    shard.add(record)
+                    result.records += 1
+                    if record["text_digest"] != articles[record["warc_offset"]]["text_digest"]:
+                        result.changed += 1
+            store.put_file(shard.path, key, shard.sha256)
+            entries.append(shard.entry())
+    version_manifest = {
+        "format": VERSION_FORMAT,
+        "crawl_id": crawl_id,
+        "version": version,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software": _software(),
+        "extraction": result.settings,
+        "counts": {"articles": result.articles, "text_records": result.records,
+                   "changed": result.changed, "without_text": result.no_text},
+        "files": entries,
+    }
+    store.put_bytes(TEXT_VERSION_MANIFEST.format(crawl_id=crawl_id, version=version),
+                    (json.dumps(version_manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    return result
+
+
+def _articles(store: ArchiveStore, text_entry: dict[str, Any] | None,
+              warc_key: str) -> dict[int, dict[str, Any]]:
+    """The crawl's own text records for one WARC (without their text), by response offset."""
+    if text_entry is None or not text_entry.get("records"):
+        return {}
+    articles = {}
+    with store.open(text_entry["key"]) as raw, gzip.GzipFile(fileobj=raw) as gz:
+        for line in io.TextIOWrapper(gz, encoding="utf-8"):
+            record = json.loads(line)
+            if record["warc_file"] != warc_key:
+                raise CommandError(f"{text_entry['key']}: {record['url']} points into "
+                                     f"{record['warc_file']}, not {warc_key}")
+            record.pop("text", None)
+            articles[record["warc_offset"]] = record
+    return articles
+
+
+@dataclass(frozen=True)
+class Page:
+    """An article's stored response, ready for extraction, and its text record's identity."""
+
+    html: bytes
+    encoding: str | None
+    prune: tuple[str, ...]  # the outlet's CSS selectors, as in the crawl
+    container: str | None
+    page: dict[str, Any]  # what crawler.pipelines.text_record reads: url, outlet, status...
+
+
+def _pages(store: ArchiveStore, warc_key: str,
+           articles: dict[int, dict[str, Any]], outlets: dict[str, OutletConfig],
+           result: CrawlResult) -> Iterator[Page]:
+    """Stream the WARC; yield the article responses, in file order."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    if not articles:
+        return
+    left = set(articles)
+    with store.open(warc_key) as raw:
+        records = ArchiveIterator(raw)
+        for record in records:
+            offset = records.offset
+            if offset not in left:
+                continue
+            left.discard(offset)
+            own = articles[offset]
+            record_id = record.rec_headers.get_header("WARC-Record-ID")
+            if record.rec_type != "response" or record_id != own["warc_record_id"]:
+                raise CommandError(f"{warc_key} @ {offset}: not the response record "
+                                     f"{own['warc_record_id']} of {own['url']}")
+            body = record.raw_stream.read()
+            records.read_to_end()
+            outlet = outlets.get(own["outlet"]) or OutletConfig(own["outlet"])
+            result.settings.setdefault(outlet.name, {"prune": list(outlet.prune),
+                                                     "body": outlet.body})
+            # The page as the spider handed it over: what the crawl's record took from it
+            # (url, outlet, expected language...), then what the capture itself says.
+            yield Page(*_decoded(own["url"], record.http_headers, body), tuple(outlet.prune),
+                       outlet.body, {
+                **own,
+                "language": own.get("language_expected"),
+                "status": int(record.http_headers.get_statuscode()),
+                "capture": {
+                    "warc_file": warc_key,
+                    "warc_offset": offset,
+                    "warc_length": records.get_record_length(),
+                    "warc_record_id": record_id,
+                    "payload_digest": record.rec_headers.get_header("WARC-Payload-Digest"),
+                    "fetched_at": record.rec_headers.get_header("WARC-Date")[:19] + "Z",
+                },
+            })
+    if left:
+        raise CommandError(f"{warc_key}: no record at offset(s) {sorted(left)[:5]} that the "
+                             f"crawl's text points at")
+
+
+# ---------------------------------------------------------------- bodies as Scrapy saw them
+
+
+def _decoded(url: str, http_headers: Any, body: bytes) -> tuple[bytes, str | None]:
+    """The body and encoding the crawl's spider saw: Content-Encoding undone the way Scrapy's
+    HttpCompressionMiddleware undoes it, the encoding as Scrapy's TextResponse finds it."""
+    from scrapy.http import Headers, TextResponse
+    from scrapy.responsetypes import responsetypes
+
+    headers = Headers(http_headers.headers)
+    body = decode_content(body, [v.decode("latin-1") for v in
+                                 headers.getlist("Content-Encoding")])
+    cls = responsetypes.from_args(headers=headers, url=url, body=body)
+    if not issubclass(cls, TextResponse):
+        return body, None
+    return body, cls(url=url, headers=headers, body=body).encoding
+
+
+def _inflate(data: bytes) -> bytes:
+    try:
+        return zlib.decompress(data)
+    except zlib.error:  # raw deflate, as some servers send it
+        return zlib.decompress(data, -zlib.MAX_WBITS)
+
+
+def _unbrotli(data: bytes) -> bytes:
+    import brotli
+
+    return brotli.decompress(data)
+
+
+def _gunzip(data: bytes) -> bytes:
+    from scrapy.utils.gz import gunzip
+
+    return gunzip(data)
+
+
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": _gunzip, "x-gzip": _gunzip, "deflate": _inflate, "br": _unbrotli}
+
+
+def decode_content(body: bytes, content_encoding: list[str]) -> bytes:
+    """Undo the codings, last applied first, stopping at one not known (as Scrapy does)."""
+    codings = [c.strip().lower() for value in content_encoding for c in value.split(",")
+               if c.strip()]
+    while codings and codings[-1] in _DECODERS:
+        body = _DECODERS[codings.pop()](body)
+    return body
+
+
+# ---------------------------------------------------------------- extraction pool
+
+
+def _extract(page: Page, templates: Collection[int]) -> dict[str, Any] | None:
+    """Worker side: the crawl's extraction of one page."""
+    from crawler.extract import extract_document
+
+    return extract_document(page.html, page.page["url"], encoding=page.encoding,
+                            prune=page.prune, body=page.container, templates=templates)
+
+
+class ExtractionPool:
+    """Process pool fed in order with a bounded number of pages in flight (flat memory)."""
+
+    def __init__(self, workers: int) -> None:
+        from crawler.extract import warm_up
+
+        self.workers = workers
+        self.executor = ProcessPoolExecutor(max_workers=workers, initializer=warm_up,
+                                            mp_context=multiprocessing.get_context("forkserver"))
+
+    def __enter__(self) -> ExtractionPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def map_ordered(self, pages: Iterator[Page], templates: Callable[[str], Collection[int]]
+                    ) -> Iterator[tuple[Page, dict[str, Any] | None]]:
+        """(page, extracted or None) in page order; at most 2 pages per worker wait. Each page
+        goes with its outlet's templates as learned when it is handed over."""
+        pending: deque[tuple[Page, Future]] = deque()
+        for page in pages:
+            if len(pending) >= 2 * self.workers:
+                yield _outcome(*pending.popleft())
+            pending.append((page, self.executor.submit(
+                _extract, page, templates(page.page["outlet"]))))
+        while pending:
+            yield _outcome(*pending.popleft())
+
+
+def _outcome(page: Page, future: Future) -> tuple[Page, dict[str, Any] | None]:
+    """As in the crawl, a page whose extraction fails is a page without text, not a stop."""
+    try:
+        return page, future.result()
+    except BrokenProcessPool:
+        raise
+    except Exception:
+        logger.exception("extraction failed for %s", page.page["url"])
+        return page, None
+
+
+# ---------------------------------------------------------------- text shard
+
+
+class ShardWriter:
+    """A text shard written locally (gzip, sha256 on the fly) with its manifest entry stats."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path = path
+        self.key = key
+        self._hashing = HashingFile(path)
+        self._gz: IO[bytes] = gzip.GzipFile(fileobj=self._hashing, mode="wb",  # type: ignore[arg-type]
+                                            mtime=0)
+        self.records = 0
+        self.outlets: Counter[str] = Counter()
+        self.languages: Counter[str] = Counter()
+        self.dates: list[str] = []
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._gz.close()
+        self._hashing.close()
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._gz.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        self.records += 1
+        self.outlets[record.get("outlet")] += 1
+        self.languages[record.get("language") or "und"] += 1
+        day = record.get("date") or (record.get("fetched_at") or "")[:10]
+        if day:
+            self.dates = [min(self.dates[0], day), max(self.dates[1], day)] if self.dates \
+                else [day, day]
+
+    @property
+    def sha256(self) -> str:
+        return self._hashing.sha256.hexdigest()
+
+    def entry(self) -> dict[str, Any]:
+        """The shard's ``files`` entry, shaped as the crawl manifest's text entries."""
+        return {"key": self.key, "size": self.path.stat().st_size, "sha256": self.sha256,
+                "kind": "text", "records": self.records,
+                "outlets": dict(sorted((k, v) for k, v in self.outlets.items() if k)),
+                "languages": dict(sorted(self.languages.items())),
+                "date_range": self.dates or None}
+
+
+def _software() -> str:
+    from crawler.run import SOFTWARE
+
+    return SOFTWARE

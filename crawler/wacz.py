@@ -1,0 +1,220 @@
+"""`newsarchive export-wacz`: one crawl as a WACZ 1.1.1 package, for ReplayWeb.page.
+
+The package holds the crawl's WARCs (``archive/``, stored uncompressed in the zip so a replay
+tool reads records by range), one sorted CDXJ index whose ``filename`` fields name those WARCs
+relative to ``archive/`` (``indexes/index.cdxj``), the articles with their extracted text
+(``pages/pages.jsonl``), and ``datapackage.json`` with every file's sha256 and size, itself
+digested in ``datapackage-digest.json``. Everything is streamed: WARCs go from the store into
+the zip in chunks, the per-WARC indexes are merged line by line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import heapq
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from crawler import __version__
+from crawler.archive import complete_crawls, text_records
+from crawler.cli import EXIT_OK, CommandError
+from crawler.config import load_config
+from crawler.store import ArchiveStore, open_store
+
+WACZ_VERSION = "1.1.1"
+_CHUNK = 1 << 20
+
+
+def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    cmd = sub.add_parser("export-wacz", parents=[common],
+                         help="a crawl as a WACZ package (WARCs, index, pages with their text)")
+    cmd.add_argument("--crawl", required=True, help="the crawl id")
+    cmd.add_argument("-o", "--output", required=True, help="the .wacz file to write")
+    cmd.add_argument("--title", help="the package's title (default: the crawl id and outlets)")
+    cmd.set_defaults(func=cmd_export_wacz)
+
+
+def cmd_export_wacz(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store = open_store(config.archive, args.archive or config.archive.uri)
+    manifests = complete_crawls(store, [args.crawl])
+    if not manifests:
+        raise CommandError(f"no complete crawl {args.crawl} in {store.uri}")
+    try:
+        package = export_wacz(store, manifests[0], Path(args.output), args.title)
+    except OSError as exc:
+        raise CommandError(f"export-wacz: {args.output}: {exc.strerror or exc}") from exc
+    print(f"{args.output}: WACZ {WACZ_VERSION} of crawl {args.crawl}: "
+          f"{package['warcs']} WARC file(s), {package['captures']} index lines, "
+          f"{package['pages']} pages with text, {Path(args.output).stat().st_size / 1e6:.2f} MB")
+    return EXIT_OK
+
+
+def export_wacz(store: ArchiveStore, manifest: dict[str, Any], output: Path,
+                title: str | None = None) -> dict[str, int]:
+    """Write the package to `output` (atomically: a ``.part`` file renamed when complete)."""
+    partial = output.with_name(output.name + ".part")
+    stamp = _zip_time(manifest.get("ended") or manifest["started"])
+    try:
+        with zipfile.ZipFile(partial, "w", allowZip64=True) as zf:
+            package = _Package(zf, stamp)
+            warcs = [e for e in manifest["files"] if e["kind"] == "warc"]
+            names = {e["key"]: e["key"].rsplit("/", 1)[-1] for e in warcs}
+            for entry in warcs:
+                package.copy_warc(store, entry, names[entry["key"]])
+            captures = package.index(store, [e for e in manifest["files"]
+                                             if e["kind"] == "index"], names)
+            pages = package.pages(text_records(store, [manifest]),
+                                  title or _title(manifest))
+            package.datapackage(title or _title(manifest), manifest)
+        os.replace(partial, output)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return {"warcs": len(warcs), "captures": captures, "pages": pages}
+
+
+class _Package:
+    """Entries written into the zip, each hashed on the way in for datapackage.json."""
+
+    def __init__(self, zf: zipfile.ZipFile, stamp: tuple[int, ...]) -> None:
+        self.zf = zf
+        self.stamp = stamp
+        self.resources: list[dict[str, Any]] = []
+
+    @contextmanager
+    def entry(self, path: str, compress: int = zipfile.ZIP_DEFLATED
+              ) -> Iterator[Callable[[bytes], None]]:
+        info = zipfile.ZipInfo(path, date_time=self.stamp)  # type: ignore[arg-type]
+        info.compress_type = compress
+        digest, size = hashlib.sha256(), 0
+        with self.zf.open(info, "w", force_zip64=True) as dst:
+            def write(data: bytes) -> None:
+                nonlocal size
+                dst.write(data)
+                digest.update(data)
+                size += len(data)
+
+            yield write
+        self.resources.append({"name": _resource_name(path), "path": path,
+                               "hash": f"sha256:{digest.hexdigest()}", "bytes": size})
+
+    def copy_warc(self, store: ArchiveStore, entry: dict[str, Any], name: str) -> None:
+        """A WARC, byte for byte and stored (not deflated), checked against the manifest."""
+        with self.entry(f"archive/{name}", zipfile.ZIP_STORED) as write, \
+                store.open(entry["key"]) as src:
+            while chunk := src.read(_CHUNK):
+                write(chunk)
+        copied = self.resources[-1]
+        if copied["bytes"] != entry["size"] or copied["hash"] != f"sha256:{entry['sha256']}":
+            raise CommandError(f"{entry['key']} differs from its manifest entry (size or "
+                              f"sha256); run `newsarchive verify --crawl ...`")
+
+    def index(self, store: ArchiveStore, indexes: list[dict[str, Any]],
+              names: dict[str, str]) -> int:
+        """One sorted CDXJ of every WARC, ``filename`` relative to ``archive/``."""
+        lines = 0
+        with tempfile.TemporaryDirectory(prefix="wacz-index-") as work, \
+                self.entry("indexes/index.cdxj") as write:
+            files: list[IO[bytes]] = []
+            try:
+                for number, entry in enumerate(indexes):
+                    local = Path(work) / f"{number}.cdxj"
+                    with store.open(entry["key"]) as src, open(local, "wb") as dst:
+                        shutil.copyfileobj(src, dst, _CHUNK)
+                    files.append(open(local, "rb"))
+                for line in heapq.merge(*(_relative(f, names) for f in files)):
+                    write(line)
+                    lines += 1
+            finally:
+                for f in files:
+                    f.close()
+        return lines
+
+    def pages(self, records: Iterable[dict[str, Any]], title: str) -> int:
+        """``pages/pages.jsonl``: the articles, with their title and extracted text."""
+        count = 0
+        with self.entry("pages/pages.jsonl") as write:
+            write(_jsonl({"format": "json-pages-1.0", "id": "pages", "title": title,
+                          "hasText": True}))
+            for record in records:
+                write(_jsonl({"id": _page_id(record), "url": record["url"],
+                              "ts": record["fetched_at"], "title": record.get("title") or "",
+                              "text": record.get("text") or ""}))
+                count += 1
+        return count
+
+    def datapackage(self, title: str, manifest: dict[str, Any]) -> None:
+        package = {
+            "profile": "data-package",
+            "resources": self.resources,
+            "wacz_version": WACZ_VERSION,
+            "title": title,
+            "description": f"newsarchive crawl {manifest['crawl_id']} "
+                           f"({', '.join(manifest.get('outlets', []))}), "
+                           f"{manifest.get('started')} to {manifest.get('ended')}",
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "software": f"newsarchive {__version__}",
+        }
+        data = json.dumps(package, indent=1, ensure_ascii=False).encode("utf-8")
+        self.zf.writestr(self._info("datapackage.json"), data)
+        digest = {"path": "datapackage.json", "hash": f"sha256:{hashlib.sha256(data).hexdigest()}"}
+        self.zf.writestr(self._info("datapackage-digest.json"),
+                         json.dumps(digest, indent=1).encode("utf-8"))
+
+    def _info(self, path: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(path, date_time=self.stamp)  # type: ignore[arg-type]
+        info.compress_type = zipfile.ZIP_DEFLATED
+        return info
+
+
+def _relative(lines: Iterable[bytes], names: dict[str, str]) -> Iterator[bytes]:
+    """CDXJ lines with ``filename`` turned from an archive key into the WARC's name in the zip.
+
+    Only the json's last field changes, so each input stays sorted and the merge is too.
+    """
+    for line in lines:
+        surt, timestamp, data = line.rstrip(b"\n").split(b" ", 2)
+        fields = json.loads(data)
+        try:
+            fields["filename"] = names[fields["filename"]]
+        except KeyError:
+            raise CommandError(f"index line for {fields.get('url')} points at "
+                              f"{fields.get('filename')}, not a WARC of this crawl") from None
+        yield b" ".join((surt, timestamp, json.dumps(fields, ensure_ascii=False).encode())) \
+            + b"\n"
+
+
+def _jsonl(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def _page_id(record: dict[str, Any]) -> str:
+    """Stable: the response record's UUID (one page per capture)."""
+    record_id = record.get("warc_record_id") or record["url"]
+    return re.sub(r"[^0-9a-zA-Z-]", "", record_id.removeprefix("<urn:uuid:"))
+
+
+def _resource_name(path: str) -> str:
+    """Frictionless resource names are lower-case ``[-a-z0-9._/]``."""
+    return re.sub(r"[^-a-z0-9._]", "-", path.rsplit("/", 1)[-1].lower())
+
+
+def _title(manifest: dict[str, Any]) -> str:
+    return f"{manifest['crawl_id']} ({', '.join(manifest.get('outlets', []))})"
+
+
+def _zip_time(iso: str) -> tuple[int, ...]:
+    moment = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
+    return (moment.year, moment.month, moment.day, moment.hour, moment.minute,
+            moment.second)

@@ -1,0 +1,132 @@
+"""`newsarchive reextract` over a real crawl of the fixture outlet: without fetching, it gives
+the crawl's own text back (same records, field for field), writes it as a new version that
+`dump` reads while the old one is kept, and really re-runs extraction (a new prune selector
+shows in the new version)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from tests.conftest import EXPECTED, Outlet, read_text_shards, run_cli, write_config
+
+
+@pytest.fixture(scope="module")
+def crawl(outlet: Outlet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("reextract")
+    archive = work / "archive"
+    result = run_cli("crawl", "-c", str(write_config(work / "outlets.toml", outlet.url,
+                                                     str(archive))))
+    assert result.returncode == 0, result.stderr + result.stdout
+    (crawl_dir,) = (archive / "crawls").iterdir()
+    manifest = json.loads((crawl_dir / "manifest.json").read_text())
+    return {"archive": archive, "dir": crawl_dir, "crawl_id": crawl_dir.name,
+            "manifest": manifest, "outlet": outlet,
+            "texts": [e for e in manifest["files"] if e["kind"] == "text"]}
+
+
+def copy_archive(crawl: dict[str, Any], tmp_path: Path) -> Path:
+    archive = tmp_path / "archive"
+    shutil.copytree(crawl["archive"], archive)
+    return archive
+
+
+def version_records(archive: Path, crawl_id: str, version: int) -> dict[int, dict[str, Any]]:
+    shards = sorted((archive / "crawls" / crawl_id / "text" / f"v{version}").glob("*.jsonl.gz"))
+    return {r["warc_offset"]: r for r in read_text_shards(shards)}
+
+
+def dump(archive: Path) -> dict[str, dict[str, Any]]:
+    result = run_cli("dump", "--archive", str(archive))
+    assert result.returncode == 0, result.stderr
+    return {r["url"]: r for r in map(json.loads, result.stdout.splitlines())}
+
+
+def test_stored_bodies_are_content_encoded(crawl: dict[str, Any]) -> None:
+    """The premise of the next test: reextract must undo the Content-Encoding itself."""
+    records = read_text_shards([crawl["archive"] / e["key"] for e in crawl["texts"]])
+    record = records[0]
+    with open(crawl["archive"] / record["warc_file"], "rb") as f:
+        f.seek(record["warc_offset"])
+        response = next(ArchiveIterator(io.BytesIO(f.read(record["warc_length"]))))
+    assert response.http_headers.get_header("Content-Encoding") == "gzip"
+
+
+def test_reextract_gives_the_crawls_own_text(crawl: dict[str, Any], tmp_path: Path) -> None:
+    archive = copy_archive(crawl, tmp_path)
+    crawl_id = crawl["crawl_id"]
+    result = run_cli("reextract", "--archive", str(archive), "--crawl", crawl_id)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "text v2 written" in result.stdout
+
+    own = {r["warc_offset"]: r for r in read_text_shards(
+        [archive / e["key"] for e in crawl["texts"]])}
+    again = version_records(archive, crawl_id, 2)
+    assert len(own) == len(EXPECTED["articles"])
+    assert sorted(again) == sorted(own)
+    for offset, record in own.items():
+        assert again[offset] == record, record["url"]  # every field: text, title, date, ...
+
+    version_dir = archive / "crawls" / crawl_id / "text" / "v2"
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    assert manifest["format"] == "newsarchive-text-version/1"
+    assert (manifest["crawl_id"], manifest["version"]) == (crawl_id, 2)
+    for entry, old in zip(manifest["files"], crawl["texts"], strict=True):
+        data = (archive / entry["key"]).read_bytes()
+        assert entry["key"] == old["key"].replace("/text/", "/text/v2/")
+        assert (entry["size"], entry["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+        assert {k: v for k, v in entry.items() if k not in ("key", "size", "sha256")} == \
+               {k: v for k, v in old.items() if k not in ("key", "size", "sha256")}
+    for old in crawl["texts"]:  # version 1 is kept as it was
+        assert hashlib.sha256((archive / old["key"]).read_bytes()).hexdigest() == old["sha256"]
+
+    verified = run_cli("verify", "--archive", str(archive))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"ok  {manifest['files'][0]['key']}" in verified.stdout
+
+
+def test_new_extraction_settings_make_a_version_that_dump_reads(crawl: dict[str, Any],
+                                                                tmp_path: Path) -> None:
+    """An extraction change (here a prune selector dropping each article's first paragraph)
+    shows in the new version, `dump` reads it, and the older versions stay."""
+    archive = copy_archive(crawl, tmp_path)
+    crawl_id = crawl["crawl_id"]
+    pruned = write_config(tmp_path / "pruned.toml", crawl["outlet"].url, str(archive),
+                          extra_outlet='prune = ["article p:first-of-type"]')
+    result = run_cli("reextract", "-c", str(pruned))
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    by_path = {a["path"]: a for a in EXPECTED["articles"]}
+    dumped = dump(archive)
+    assert len(dumped) == len(by_path)
+    own = {r["url"]: r for r in read_text_shards([archive / e["key"] for e in crawl["texts"]])}
+    for url, record in dumped.items():
+        expected = by_path[url.removeprefix(crawl["outlet"].url.rstrip("/"))]
+        first, last = expected["paragraphs"][0], expected["paragraphs"][-1]
+        assert first not in record["text"] and last in record["text"], url
+        assert first in own[url]["text"], url  # version 1 still holds it
+        assert record["title"] == expected["title"] and record["date"] == expected["date"]
+    v2 = json.loads((archive / "crawls" / crawl_id / "text/v2/manifest.json").read_text())
+    assert v2["extraction"]["techwire"]["prune"] == ["article p:first-of-type"]
+
+    plain = write_config(tmp_path / "plain.toml", crawl["outlet"].url, str(archive))
+    result = run_cli("reextract", "-c", str(plain), "--crawl", crawl_id)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "text v3 written" in result.stdout
+    assert {u: r["text"] for u, r in dump(archive).items()} == \
+           {u: r["text"] for u, r in own.items()}
+    assert version_records(archive, crawl_id, 2)  # v2 kept beside v3
+
+
+def test_unknown_crawl_is_refused(crawl: dict[str, Any]) -> None:
+    result = run_cli("reextract", "--archive", str(crawl["archive"]), "--crawl", "nope-1")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"newsarchive: no complete crawl nope-1 in " \
+                                     f"{crawl['archive'].resolve()}"
