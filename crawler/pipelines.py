@@ -103,5 +103,6 @@ def text_record(page: ItemAdapter, extracted: dict[str, Any], crawl_id: str) -> 
     }
     record["language_expected"] = page.get("language")
     record["canonical_url"] = page.get("canonical_url")
+    record["listed_date"] = page.get("listed_date")  # the feed/sitemap date, if any
     record.update({k: extracted.get(k) for k in METADATA_FIELDS})
     return record

@@ -298,7 +298,8 @@ def _extract(page: Page, templates: Collection[int]) -> dict[str, Any] | None:
     from crawler.extract import extract_document
 
     return extract_document(page.html, page.page["url"], encoding=page.encoding,
-                            prune=page.prune, body=page.container, templates=templates)
+                            prune=page.prune, body=page.container, templates=templates,
+                            listed_date=page.page.get("listed_date"))
 
 
 class ExtractionPool:
