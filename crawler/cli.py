@@ -12,12 +12,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any, TextIO
 
 from crawler import __version__
 from crawler.archive import complete_crawls, list_crawls, text_records
-from crawler.config import Config, ConfigError, load_config, parse_config
+from crawler.config import Config, ConfigError, load_config, parse_config, parse_since
 from crawler.job import CrawlJob
 from crawler.store import StoreError, open_store
 
@@ -49,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # Modules that add commands of their own: each has ``add_commands(subparsers, common)``, whose
 # handlers take the parsed arguments and return the exit code.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("crawler.replay", "crawler.reextract", "crawler.verify",
+                                    "crawler.wacz", "crawler.dump", "crawler.extract_cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--job", help="job name used in the crawl id (default: the lone outlet's"
                        " name, else 'all')")
     crawl.add_argument("--max-pages", type=int, help="override every outlet's max_pages")
+    crawl.add_argument("--since", help="skip feed/sitemap entries dated before this: a date "
+                       "(2025-08-01) or a window back from now (2d, 12h, 1w)")
     crawl.set_defaults(func=cmd_crawl)
 
     demo = sub.add_parser("demo", parents=[common],
@@ -77,15 +79,6 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", parents=[common], help="crawls in the archive")
     ls.add_argument("--json", action="store_true", help="one JSON object per crawl")
     ls.set_defaults(func=cmd_ls)
-
-    dump = sub.add_parser("dump", parents=[common], help="clean-text dump of completed crawls")
-    dump.add_argument("--format", choices=("jsonl", "txt"), default="jsonl")
-    dump.add_argument("--outlet", action="append", default=[], help="only this outlet "
-                      "(repeatable)")
-    dump.add_argument("--lang", action="append", default=[], help="only this detected language")
-    dump.add_argument("--crawl", action="append", default=[], help="only this crawl id")
-    dump.add_argument("-o", "--output", help="write to this file instead of stdout")
-    dump.set_defaults(func=cmd_dump)
 
     import importlib
 
@@ -110,15 +103,23 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if not config.outlets:
         raise CommandError(f"{config.source}: no [[outlets]] to crawl")
     job = CrawlJob.create(config, args.outlets, args.archive, args.job)
+    overrides: dict[str, Any] = {}
     if args.max_pages is not None:
-        job = _with_max_pages(job, args.max_pages)
-    return run_crawl(job, args.log_level)
+        overrides["max_pages"] = args.max_pages
+    if args.since:
+        try:
+            parse_since(args.since)
+        except ValueError as exc:
+            raise CommandError(f"--since: {exc}") from None
+        overrides["since"] = args.since
+    return run_crawl(_override_crawl(job, overrides), args.log_level)
 
 
-def _with_max_pages(job: CrawlJob, max_pages: int) -> CrawlJob:
+def _override_crawl(job: CrawlJob, overrides: dict[str, Any]) -> CrawlJob:
+    """The job with command-line overrides of every outlet's crawl settings."""
     from dataclasses import replace
 
-    outlets = tuple(replace(o, crawl=replace(o.crawl, max_pages=max_pages)) for o in job.outlets)
+    outlets = tuple(replace(o, crawl=replace(o.crawl, **overrides)) for o in job.outlets)
     return replace(job, outlets=outlets)
 
 
@@ -153,16 +154,31 @@ def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out:
           f" {counts.get('warc_files', 0)} WARC file(s), "
           f"{counts.get('warc_bytes', 0) / 1e6:.2f} MB, finished: {result['finish_reason']}",
           file=out)
-    errors = {k.rsplit("/", 1)[-1]: v for k, v in stats.items()
-              if k.startswith("downloader/response_status_count/") and not k.endswith("/200")}
-    if errors:
-        print(f"  non-200 responses by status: {errors}", file=out)
+    for outlet in result["outlets"]:
+        print("  " + outlet_summary(outlet, stats), file=out)
     if result.get("spooled"):
         print(f"  WARNING: the archive store did not take every file ({result['upload_failure']})"
               f"; {len(result['spooled'])} file(s) kept in {run.spool.root} and uploaded by the "
               f"next run", file=out)
     else:
         print(f"  archived to {run.store.uri}/crawls/{result['crawl_id']}/", file=out)
+
+
+def outlet_summary(outlet: str, stats: dict[str, Any]) -> str:
+    """One line of an outlet's crawl stats: candidates by source, fetched, articles, skipped,
+    refused and errors."""
+    prefix = f"newsarchive/outlet/{outlet}/"
+    mine = {k[len(prefix):]: v for k, v in stats.items() if k.startswith(prefix)}
+
+    def group(name: str) -> str:
+        items = sorted((k.split("/", 1)[1], v) for k, v in mine.items()
+                       if k.startswith(name + "/"))
+        return ", ".join(f"{k} {v}" for k, v in items) or "none"
+
+    return (f"{outlet}: candidates ({group('candidates')}); fetched {mine.get('fetched', 0)}; "
+            f"articles {mine.get('articles', 0)}; skipped ({group('skipped')}); "
+            f"refused ({group('refused')}); responses >= 300 ({group('status')}); "
+            f"errors ({group('errors')}); feed/sitemap errors {mine.get('discovery_errors', 0)}")
 
 
 # ---------------------------------------------------------------- demo
@@ -175,6 +191,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with OutletServer() as server:
         config = parse_config({
             "archive": {"uri": archive},
+            "crawl": {"user_agent": "newsarchive-demo/0.1 (+https://example.org/newsarchive)"},
             "outlets": [{"name": "techwire", "start_urls": [server.url],
                          "allow": [r"/news/\d{4}/\d{2}/"], "language": "ru"}],
         }, "(demo)")
@@ -188,11 +205,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("  " + sample["text"][:300].replace("\n\n", "\n  ") + " ...")
         print(f"  capture: {sample['warc_file']} @ {sample['warc_offset']}")
     print(f"\nnext:\n  newsarchive ls --archive {archive}\n"
-          f"  newsarchive dump --archive {archive} --format txt | less")
+          f"  newsarchive dump --archive {archive} --format txt | less\n"
+          f"  newsarchive replay --archive {archive}   # then open http://127.0.0.1:8080/")
     return code
 
 
-# ---------------------------------------------------------------- ls, dump
+# ---------------------------------------------------------------- ls
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -216,30 +234,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
               f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
               f"{c.size / 1e6:>8.2f}MB  {', '.join(m.get('outlets', []))}")
     return EXIT_OK
-
-
-def cmd_dump(args: argparse.Namespace) -> int:
-    config = _config(args)
-    store = open_store(config.archive, _archive_uri(args, config))
-    manifests = complete_crawls(store, args.crawl)
-    records = text_records(store, manifests, args.outlet, args.lang)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        for chunk in _format(records, args.format):
-            out.write(chunk)
-    finally:
-        if args.output:
-            out.close()
-    return EXIT_OK
-
-
-def _format(records: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
-    for record in records:
-        if fmt == "jsonl":
-            yield json.dumps(record, ensure_ascii=False) + "\n"
-        else:
-            header = "\t".join(str(record.get(k) or "") for k in ("url", "date", "title"))
-            yield f"{header}\n\n{record['text']}\n\n\n"
 
 
 if __name__ == "__main__":

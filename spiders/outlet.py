@@ -195,7 +195,7 @@ class OutletSpider(scrapy.Spider):
             return  # cut off at max_page_size: captured as truncated, not extracted
         source = response.meta["source"]
         listed = source in ("feed", "sitemap")
-        if listed or self.is_article(outlet, response.url, response.body):
+        if self.is_article(outlet, response.url, response.body, listed):
             self._count(outlet, "articles")
             yield {
                 "url": response.url,
@@ -232,13 +232,14 @@ class OutletSpider(scrapy.Spider):
             if request := self._request(outlet, url, "link", depth=hops):
                 yield request
 
-    def is_article(self, outlet: OutletConfig, url: str, body: bytes) -> bool:
-        """Matches `allow` (or, without `allow`, says so in its markup) and not `deny`."""
+    def is_article(self, outlet: OutletConfig, url: str, body: bytes, listed: bool) -> bool:
+        """Not `deny`, and matches `allow` when the outlet has one; without `allow`, a feed or
+        sitemap entry is an article, and a page reached by links when its markup says so."""
         if any(p.search(url) for p in self._deny[outlet.name]):
             return False
         if self._allow[outlet.name]:
             return any(p.search(url) for p in self._allow[outlet.name])
-        return markup_says_article(body)
+        return listed or markup_says_article(body)
 
 
 def _without_page_number(url: str) -> str:
