@@ -120,6 +120,18 @@ def s3_env(s3: S3Server) -> dict[str, str]:
             "AWS_DEFAULT_REGION": s3.region}
 
 
+def crawl_local(outlet: Outlet, work: Path) -> dict[str, Any]:
+    """Crawl the fixture outlet into `work`/archive; the crawl's archive, directory, id and
+    manifest."""
+    archive = work / "archive"
+    result = run_cli("crawl", "-c", str(write_config(work / "outlets.toml", outlet.url,
+                                                     str(archive))))
+    assert result.returncode == 0, result.stderr + result.stdout
+    (crawl_dir,) = (archive / "crawls").iterdir()
+    return {"archive": archive, "dir": crawl_dir, "crawl_id": crawl_dir.name,
+            "manifest": json.loads((crawl_dir / "manifest.json").read_text())}
+
+
 def read_text_shards(paths: list[Path]) -> list[dict[str, Any]]:
     records = []
     for path in paths:

@@ -15,21 +15,14 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.conftest import EXPECTED, Outlet, read_text_shards, run_cli, write_config
+from tests.conftest import EXPECTED, Outlet, crawl_local, read_text_shards, run_cli, write_config
 
 
 @pytest.fixture(scope="module")
 def crawl(outlet: Outlet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    work = tmp_path_factory.mktemp("reextract")
-    archive = work / "archive"
-    result = run_cli("crawl", "-c", str(write_config(work / "outlets.toml", outlet.url,
-                                                     str(archive))))
-    assert result.returncode == 0, result.stderr + result.stdout
-    (crawl_dir,) = (archive / "crawls").iterdir()
-    manifest = json.loads((crawl_dir / "manifest.json").read_text())
-    return {"archive": archive, "dir": crawl_dir, "crawl_id": crawl_dir.name,
-            "manifest": manifest, "outlet": outlet,
-            "texts": [e for e in manifest["files"] if e["kind"] == "text"]}
+    crawl = crawl_local(outlet, tmp_path_factory.mktemp("reextract"))
+    return {**crawl, "outlet": outlet,
+            "texts": [e for e in crawl["manifest"]["files"] if e["kind"] == "text"]}
 
 
 def copy_archive(crawl: dict[str, Any], tmp_path: Path) -> Path:

@@ -14,20 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Outlet, read_text_shards, run_cli, s3_env, write_config
+from tests.conftest import Outlet, crawl_local, read_text_shards, run_cli, s3_env, write_config
 from tests.s3server import S3Server
 
 
 @pytest.fixture(scope="module")
 def crawl(outlet: Outlet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("verify")
-    archive = work / "archive"
-    result = run_cli("crawl", "-c", str(write_config(work / "outlets.toml", outlet.url,
-                                                     str(archive))))
-    assert result.returncode == 0, result.stderr + result.stdout
-    (crawl_dir,) = (archive / "crawls").iterdir()
-    return {"archive": archive, "crawl_id": crawl_dir.name,
-            "manifest": json.loads((crawl_dir / "manifest.json").read_text())}
+    return crawl_local(outlet, work)
 
 
 def damaged_copy(crawl: dict[str, Any], tmp_path: Path) -> Path:

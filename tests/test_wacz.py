@@ -21,7 +21,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.cdxj import cdxj_line, timestamp14
 from crawler.warc import WarcFile, warc_date
-from tests.conftest import EXPECTED, Outlet, run_cli, s3_env, write_config
+from tests.conftest import EXPECTED, Outlet, crawl_local, run_cli, s3_env, write_config
 from tests.s3server import S3Server
 
 WACZ = str(Path(sys.executable).parent / "wacz")
@@ -30,13 +30,7 @@ WACZ = str(Path(sys.executable).parent / "wacz")
 @pytest.fixture(scope="module")
 def crawl(outlet: Outlet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("wacz")
-    archive = work / "archive"
-    result = run_cli("crawl", "-c", str(write_config(work / "outlets.toml", outlet.url,
-                                                     str(archive))))
-    assert result.returncode == 0, result.stderr + result.stdout
-    (crawl_dir,) = (archive / "crawls").iterdir()
-    return {"archive": archive, "crawl_id": crawl_dir.name,
-            "manifest": json.loads((crawl_dir / "manifest.json").read_text())}
+    return crawl_local(outlet, work)
 
 
 @pytest.fixture(scope="module")
