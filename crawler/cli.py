@@ -18,6 +18,7 @@ from crawler import __version__
 from crawler.archive import complete_crawls, list_crawls, text_records
 from crawler.config import Config, ConfigError, load_config, parse_config, parse_since
 from crawler.job import CrawlJob
+from crawler.runs import print_last_runs
 from crawler.store import StoreError, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_SPOOLED = 0, 1, 3
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 # Modules that add commands of their own: each has ``add_commands(subparsers, common)``, whose
 # handlers take the parsed arguments and return the exit code.
 COMMAND_MODULES: tuple[str, ...] = ("crawler.replay", "crawler.reextract", "crawler.verify",
-                                    "crawler.wacz", "crawler.dump", "crawler.extract_cli")
+                                    "crawler.wacz", "crawler.dump", "crawler.extract_cli",
+                                    "crawler.schedule")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,9 +132,10 @@ def run_crawl(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdou
     from scrapy.utils.project import get_project_settings
 
     from crawler.run import ArchiveRun
+    from crawler.runs import record_run, run_record
     from spiders.outlet import OutletSpider
 
-    open_store(job.config.archive, job.archive_uri)  # a bad URI fails before any fetch
+    store = open_store(job.config.archive, job.archive_uri)  # a bad URI fails before any fetch
     settings = get_project_settings()
     settings.set("LOG_LEVEL", log_level.upper(), priority="cmdline")
     process = CrawlerProcess(settings)
@@ -141,10 +144,12 @@ def run_crawl(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdou
     process.start()
     run = ArchiveRun.from_crawler(crawler)
     result: dict[str, Any] = getattr(run, "result", None) or {}
+    code = EXIT_FAILED if not result else EXIT_SPOOLED if result.get("spooled") else EXIT_OK
+    record_run(store, run_record(job, result, crawler.stats.get_stats(), code))
     if not result:
         raise CommandError(f"crawl {job.crawl_id} did not finish; see the log above")
     _print_summary(run, crawler.stats.get_stats(), result, out)
-    return EXIT_SPOOLED if result.get("spooled") else EXIT_OK
+    return code
 
 
 def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out: TextIO) -> None:
@@ -233,6 +238,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{c.crawl_id:<40} {'complete' if m else 'INCOMPLETE':<10} "
               f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
               f"{c.size / 1e6:>8.2f}MB  {', '.join(m.get('outlets', []))}")
+    print_last_runs(store, sys.stdout)
     return EXIT_OK
 
 

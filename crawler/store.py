@@ -4,11 +4,13 @@ an S3-compatible bucket. Everything else speaks in archive keys such as
 
 Both backends have the same key layout and the same small interface: ``put_file`` (atomic: a
 reader never sees a partial object), ``stat``, ``open`` (a streaming reader), ``read_range`` and
-``list``.
+``list``; small shared state files are updated with ``get_versioned`` + ``put_bytes_if`` (a
+compare-and-swap on the object's ETag, so concurrent writers never lose each other's updates).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -23,6 +25,10 @@ from crawler.config import ArchiveConfig
 
 class StoreError(RuntimeError):
     """The store could not do what was asked (unreachable, denied, missing bucket...)."""
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class ArchiveStore(Protocol):
     def open(self, key: str) -> IO[bytes]: ...
     def read_range(self, key: str, offset: int, length: int) -> bytes: ...
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None: ...
+    def put_bytes_if(self, key: str, data: bytes, etag: str | None) -> str: ...
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -125,6 +133,29 @@ class LocalStore:
                 key = full.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield ObjectInfo(key, full.stat().st_size)
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """A small object and its ETag (the md5 of its bytes, as S3 gives for a simple put)."""
+        try:
+            data = self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.md5(data).hexdigest()
+
+    def put_bytes_if(self, key: str, data: bytes, etag: str | None) -> str:
+        """Replace `key` only if its ETag is still `etag` (None: only if it does not exist).
+
+        Writers serialise on a lock file under ``.locks/`` (hidden from ``list``); the object
+        itself still appears by atomic rename, so readers never wait."""
+        lock = self.root / ".locks" / (key + ".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            current = self.get_versioned(key)
+            if (current[1] if current else None) != etag:
+                raise PreconditionFailed(f"{key}: changed since it was read")
+            self.put_bytes(key, data)
+        return hashlib.md5(data).hexdigest()
 
 
 class S3Store:
@@ -229,6 +260,43 @@ class S3Store:
         obj = self._call(f"get {key}", self.client.get_object, Bucket=self.bucket,
                          Key=self._key(key), Range=f"bytes={offset}-{offset + length - 1}")
         return obj["Body"].read()
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """A small object and its ETag, for a later ``put_bytes_if``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return obj["Body"].read(), obj["ETag"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"get {key}: {exc}") from exc
+        except Exception as exc:  # botocore connection errors
+            raise StoreError(f"get {key}: {exc}") from exc
+
+    def put_bytes_if(self, key: str, data: bytes, etag: str | None) -> str:
+        """Replace `key` only if its ETag is still `etag` (None: only if it does not exist):
+        S3's conditional write (If-Match / If-None-Match), answered 412 or 409 on a conflict."""
+        import base64
+
+        from botocore.exceptions import ClientError
+
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        sha = hashlib.sha256(data)
+        try:
+            put = self._call(f"put s3://{self.bucket}/{self._key(key)}", self.client.put_object,
+                             Bucket=self.bucket, Key=self._key(key), Body=data,
+                             ChecksumSHA256=base64.b64encode(sha.digest()).decode(),
+                             Metadata={"sha256": sha.hexdigest()}, **condition)
+        except StoreError as exc:
+            cause = exc.__cause__
+            code = (cause.response.get("Error", {}).get("Code")
+                    if isinstance(cause, ClientError) else None)
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise PreconditionFailed(f"{key}: changed since it was read") from exc
+            raise
+        return put["ETag"]
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")

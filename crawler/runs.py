@@ -1,0 +1,113 @@
+"""Run records: one JSON line per crawl run in the archive's ``state/runs.jsonl``.
+
+They live in the archive, not on the machine, so any machine with the archive URI sees what ran
+when and how it ended (``newsarchive ls``, and ``schedule --once`` to decide what is due).
+Appending is a read-modify-write with a conditional put, retried on conflict: two crawls ending
+at the same moment both get their line, on a local disk and on S3 alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from crawler.job import CrawlJob
+from crawler.store import ArchiveStore, PreconditionFailed, StoreError
+
+logger = logging.getLogger(__name__)
+
+RUNS_KEY = "state/runs.jsonl"
+
+
+def append_run(store: ArchiveStore, record: dict[str, Any], attempts: int = 12) -> None:
+    """Append one record to ``state/runs.jsonl``; a concurrent writer makes us re-read and retry."""
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+    for attempt in range(attempts):
+        current = store.get_versioned(RUNS_KEY)
+        data, etag = current if current else (b"", None)
+        try:
+            store.put_bytes_if(RUNS_KEY, data + line, etag)
+            return
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
+    raise StoreError(f"{RUNS_KEY}: still changing after {attempts} attempts; run record lost")
+
+
+def read_runs(store: ArchiveStore) -> Iterator[dict[str, Any]]:
+    """The run records, oldest first (lines that do not parse are skipped)."""
+    current = store.get_versioned(RUNS_KEY)
+    for line in (current[0] if current else b"").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+def last_runs(store: ArchiveStore) -> dict[str, dict[str, Any]]:
+    """The latest run record of every outlet (a run of several outlets counts for each)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in read_runs(store):
+        for outlet in record.get("outlets") or []:
+            latest[outlet] = record
+    return latest
+
+
+def run_record(job: CrawlJob, result: dict[str, Any], stats: dict[str, Any],
+               exit_code: int) -> dict[str, Any]:
+    """The record of one finished (or failed) crawl; `result` is the committed manifest, or empty
+    when the crawl never committed."""
+    fetch_errors = sum(v for k, v in stats.items()
+                       if k.startswith("newsarchive/outlet/") and "/errors/" in k)
+    errors: dict[str, Any] = {"fetch": fetch_errors, "logged": stats.get("log_count/ERROR", 0)}
+    if result.get("upload_failure"):
+        errors["upload"] = result["upload_failure"]
+    return {
+        "job": job.name,
+        "crawl_id": job.crawl_id,
+        "outlets": [o.name for o in job.outlets],
+        "start": iso(job.started),
+        "end": result.get("ended") or iso(datetime.now(UTC)),
+        "counts": result.get("counts", {}),
+        "errors": errors,
+        "exit_reason": result.get("finish_reason") or "failed",
+        "exit_code": exit_code,
+    }
+
+
+def record_run(store: ArchiveStore, record: dict[str, Any]) -> None:
+    """Append the record; a store that refuses it costs a warning, not the crawl's result."""
+    try:
+        append_run(store, record)
+    except StoreError as exc:
+        logger.warning("run record of %s not written: %s", record["crawl_id"], exc)
+
+
+def print_last_runs(store: ArchiveStore, out: TextIO) -> None:
+    """The short table of ``newsarchive ls``: each outlet's last run."""
+    latest = last_runs(store)
+    if not latest:
+        return
+    print(f"\n{'outlet':<20} {'last run':<40} {'started':<20} {'reason':<22} {'exit':>4} "
+          f"{'pages':>7} {'articles':>8} {'errors':>6}", file=out)
+    for outlet, r in sorted(latest.items()):
+        counts, errors = r.get("counts") or {}, r.get("errors") or {}
+        n_errors = sum(v for v in errors.values() if isinstance(v, int)) + ("upload" in errors)
+        print(f"{outlet:<20} {r.get('crawl_id', '-'):<40} {r.get('start', '-'):<20} "
+              f"{r.get('exit_reason', '-'):<22} {r.get('exit_code', '-'):>4} "
+              f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
+              f"{n_errors:>6}", file=out)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
