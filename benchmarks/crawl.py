@@ -105,8 +105,7 @@ allow = ['{allow}']
 
 def wget(url: str, work: Path) -> dict[str, float]:
     """wget's recursive crawl with a gzip WARC, as the reference (it extracts nothing)."""
-    out = work / "wget"
-    out.mkdir()
+    out = Path(tempfile.mkdtemp(prefix="wget-", dir=work))
     figures = measure(["wget", "--recursive", "--level=inf", "--no-parent", "--quiet",
                        "--no-verbose", "-e", "robots=off", "--warc-file=" + str(out / "site"),
                        "--no-warc-keep-log", "-P", str(out), url], work)

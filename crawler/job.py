@@ -6,8 +6,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from crawler.config import Config, OutletConfig
+from crawler.spool import JOBS_DIR, default_spool_dir
 
 
 def make_crawl_id(job: str, moment: datetime) -> str:
@@ -36,6 +38,14 @@ class CrawlJob:
     @property
     def crawl_id(self) -> str:
         return make_crawl_id(self.name, self.started)
+
+    @property
+    def jobdir(self) -> Path:
+        """Scrapy's JOBDIR for this crawl: its request queue on disk (memory stays flat however
+        many URLs a sitemap lists) and its seen-requests, beside the spool. Removed when the
+        crawl finishes; an interrupted crawl's stays."""
+        spool = default_spool_dir(self.config.archive, self.archive_uri)
+        return spool / JOBS_DIR / self.crawl_id
 
     @property
     def config_digest(self) -> str:

@@ -206,7 +206,8 @@ class PageSizeGuard:
                          spider: Any = None) -> None:
         request.meta["bytes_received"] = 0  # a retried request starts again
         limit = self._limit(request)
-        if limit and body_length and body_length > limit:
+        # Twisted's UNKNOWN_LENGTH (chunked, or no Content-Length) is a string
+        if limit and isinstance(body_length, int) and body_length > limit:
             self._stop(request, f"Content-Length {body_length}")
 
     def bytes_received(self, data: bytes, request: Request, spider: Any = None) -> None:

@@ -13,6 +13,7 @@ import gzip
 import json
 import logging
 import platform
+import shutil
 import socket
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -145,9 +146,11 @@ class ArchiveRun:
 
     async def spider_opened(self, spider: scrapy.Spider) -> None:
         logger.info("crawl %s -> %s (spool %s)", self.crawl_id, self.store.uri, self.spool.root)
-        for key in self.spool.unfinished():
-            logger.warning("spool: %s was left half-written by an interrupted run; not uploaded",
-                           key)
+        unfinished = self.spool.unfinished()
+        if unfinished:
+            logger.warning("spool: %d file(s) being written by another crawl, or left by an "
+                           "interrupted one, are left as they are (%s ...)", len(unfinished),
+                           unfinished[0])
         await maybe_deferred_to_future(run_in(self._uploader, self._flush_spool))
 
     def write_exchange(self, exchange: Exchange) -> Deferred:
@@ -168,6 +171,8 @@ class ArchiveRun:
             await maybe_deferred_to_future(run_in(self._writer, self._close_all))
             self.result = await maybe_deferred_to_future(
                 run_in(self._uploader, self._commit, reason))
+            if reason == "finished":  # the scheduler is closed: its queue is no longer needed
+                shutil.rmtree(self.job.jobdir, ignore_errors=True)
         finally:
             self._writer.shutdown(wait=False)
             self._uploader.shutdown(wait=False)
@@ -375,7 +380,8 @@ class ArchiveRun:
         partial.replace(path)
         self.uploads_pending += 1
         self._upload(key, None)
-        manifest["spooled"] = self.spool.pending()
+        # this crawl's files only: another crawl may be writing into the same spool right now
+        manifest["spooled"] = [k for k in self.spool.pending() if k.startswith(self.prefix + "/")]
         manifest["upload_failure"] = self.upload_failure
         return manifest
 

@@ -19,6 +19,7 @@ from crawler.store import ArchiveStore, ObjectInfo, StoreError, sha256_file
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+JOBS_DIR = "jobs"  # crawls' Scrapy JOBDIRs: local state, never uploaded
 _UNFINISHED = (".open", ".part", ".unsorted")
 
 
@@ -47,7 +48,9 @@ class Spool:
         if not self.root.is_dir():
             return []
         keys = []
-        for dirpath, _dirs, files in os.walk(self.root):
+        for dirpath, dirs, files in os.walk(self.root):
+            if Path(dirpath) == self.root and JOBS_DIR in dirs:
+                dirs.remove(JOBS_DIR)
             for name in files:
                 if not name.endswith(_UNFINISHED):
                     keys.append((Path(dirpath) / name).relative_to(self.root).as_posix())
@@ -57,7 +60,8 @@ class Spool:
         """Files a killed run left half-written (``*.open``): never uploaded as they are."""
         if not self.root.is_dir():
             return []
-        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*.open"))
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*.open")
+                      if p.relative_to(self.root).parts[0] != JOBS_DIR)
 
     def deliver(self, store: ArchiveStore, key: str, sha256: str | None = None) -> ObjectInfo:
         """Upload one spooled file; it is removed from the spool only once the store has it."""
@@ -68,10 +72,17 @@ class Spool:
         return info
 
     def flush(self, store: ArchiveStore) -> tuple[int, int]:
-        """Deliver what earlier runs left; stop at the first failure. Returns (sent, left)."""
+        """Deliver what earlier runs left; stop at the first failure. Returns (sent, left).
+
+        Only crawls that committed (their manifest is here) are delivered: a crawl still
+        running beside this one (the spool is shared) or one that was killed has no manifest
+        yet, and its files stay where they are."""
         keys = self.pending()
+        committed = {k.rsplit("/", 1)[0] for k in keys if k.endswith("/" + MANIFEST_NAME)}
         sent = 0
         for key in keys:
+            if key.startswith("crawls/") and "/".join(key.split("/")[:2]) not in committed:
+                continue
             if key.endswith(MANIFEST_NAME) and self._crawl_has_files(key):
                 continue  # its crawl is not all delivered yet: keep the commit marker back
             try:

@@ -80,6 +80,8 @@ class OutletSpider(scrapy.Spider):
         crawler.settings.set("USER_AGENT", job.outlets[0].crawl.user_agent, priority="spider")
         crawler.settings.set("ROBOTSTXT_OBEY", any(o.crawl.obey_robots for o in job.outlets),
                              priority="spider")
+        if not crawler.settings.get("JOBDIR"):
+            crawler.settings.set("JOBDIR", str(job.jobdir), priority="spider")
         crawler.signals.connect(spider.robots_parsed, signal=signals.robots_parsed)
         return spider
 
