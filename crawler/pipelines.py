@@ -27,9 +27,6 @@ from crawler.templates import TemplateLearner
 
 logger = logging.getLogger(__name__)
 
-TEXT_FIELDS = ("url", "outlet", "crawl_id", "fetched_at", "status", "title", "author", "date",
-               "language", "sitename", "text", "warc_file", "warc_offset", "warc_length",
-               "warc_record_id", "payload_digest", "text_digest")
 # Metadata beside the DESIGN.md fields, when the page states it (lists may be empty).
 METADATA_FIELDS = ("authors", "description", "tags", "categories")
 

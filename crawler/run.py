@@ -16,7 +16,7 @@ import platform
 import shutil
 import socket
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,7 +118,6 @@ class ArchiveRun:
         self._closed_shards: list[_Shard] = []
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="warc-writer")
         self._uploader = ThreadPoolExecutor(1, thread_name_prefix="upload")
-        self._last_upload: Future | None = None
         self.result: dict[str, Any] | None = None
 
     @classmethod
@@ -296,8 +295,7 @@ class ArchiveRun:
         text = shard.text
         text.gz.close()
         text.hashing.close()
-        text.hashing_path = text.path.with_name(text.path.name + ".open")
-        text.hashing_path.replace(text.path)
+        text.path.with_name(text.path.name + ".open").replace(text.path)
         index_key = f"{self.prefix}/index/{shard.basename}.cdxj"
         index_path = self.spool.path(index_key)
         write_sorted(shard.index_unsorted, index_path)
@@ -330,7 +328,7 @@ class ArchiveRun:
 
     def _queue_upload(self, entry: FileEntry) -> None:
         self.uploads_pending += 1
-        self._last_upload = self._uploader.submit(self._upload, entry.key, entry.sha256)
+        self._uploader.submit(self._upload, entry.key, entry.sha256)
 
     def _upload(self, key: str, sha256: str | None) -> None:
         try:
