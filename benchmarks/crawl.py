@@ -37,44 +37,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tree_rss(pid: int) -> int:
-    """Resident memory (bytes) of a process and all its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += next(int(line.split()[1]) * 1024 for line in f
-                              if line.startswith("VmRSS:"))
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                todo.extend(int(c) for c in f.read().split())
-        except (FileNotFoundError, StopIteration, ProcessLookupError):
-            continue
-    return total
-
-
-def own_rss(pid: int) -> int:
+def _proc_stat(pid: int) -> tuple[int, int, list[int]] | None:
+    """(resident bytes, CPU ticks used, children) of a live process."""
     try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-    except (FileNotFoundError, StopIteration):
-        return 0
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    ticks = int(fields[11]) + int(fields[12])  # utime + stime
+    return int(fields[21]) * os.sysconf("SC_PAGE_SIZE"), ticks, children
 
 
 def measure(cmd: list[str], cwd: Path) -> dict[str, float]:
+    """Wall time, peak RSS (main process, whole tree) and CPU seconds (main process, its
+    children) of a command, sampled from /proc every 0.1 s."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     peak_tree = peak_main = 0
+    cpu: dict[int, int] = {}  # last CPU ticks seen per process
     while proc.poll() is None:
-        peak_tree = max(peak_tree, tree_rss(proc.pid))
-        peak_main = max(peak_main, own_rss(proc.pid))
+        tree, todo = 0, [proc.pid]
+        while todo:
+            pid = todo.pop()
+            stat = _proc_stat(pid)
+            if stat is None:
+                continue
+            rss, ticks, children = stat
+            tree += rss
+            cpu[pid] = ticks
+            todo.extend(children)
+            if pid == proc.pid:
+                peak_main = max(peak_main, rss)
+        peak_tree = max(peak_tree, tree)
         time.sleep(0.1)
     out, err = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"crawl failed ({proc.returncode}):\n{err[-3000:]}\n{out}")
+    hz = os.sysconf("SC_CLK_TCK")
+    main_cpu = cpu.pop(proc.pid, 0) / hz
     return {"seconds": time.monotonic() - start, "peak_rss_tree": peak_tree,
-            "peak_rss_main": peak_main}
+            "peak_rss_main": peak_main, "cpu_main": main_cpu,
+            "cpu_children": sum(cpu.values()) / hz}
 
 
 def crawl(source: str, work: Path, name: str, allow: str) -> dict[str, float]:
@@ -116,7 +122,9 @@ def wget(url: str, work: Path) -> dict[str, float]:
 def report(label: str, f: dict[str, float]) -> None:
     print(f"{label}: {f['pages']} pages ({f['articles']} articles) in {f['seconds']:.1f} s = "
           f"{f['pages'] / f['seconds']:.1f} pages/s, {f['articles'] / f['seconds']:.1f} "
-          f"articles/s; WARC {f['warc_mb']:.1f} MB; peak RSS main process "
+          f"articles/s; CPU ms/page: crawl process {f['cpu_main'] * 1000 / f['pages']:.1f}, "
+          f"extraction workers {f['cpu_children'] * 1000 / f['pages']:.1f}; "
+          f"WARC {f['warc_mb']:.1f} MB; peak RSS main process "
           f"{f['peak_rss_main'] / 2**20:.0f} MiB, whole tree (with extraction workers) "
           f"{f['peak_rss_tree'] / 2**20:.0f} MiB")
 
