@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TRACKING = re.compile(
@@ -20,16 +20,7 @@ def canonical_url(url: str) -> str:
     """Lower-case scheme and host, no default port, no fragment, no tracking parameters; the
     rest (path, other parameters and their order) as published."""
     parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
-    except UnicodeError:
-        host = host.lower()
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = parts.port if parts.port and parts.port != _DEFAULT_PORTS.get(scheme) else None
-    netloc = f"{host}:{port}" if port else host
+    netloc = _host_port(parts)
     if parts.username:
         netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
     query = parts.query
@@ -38,12 +29,26 @@ def canonical_url(url: str) -> str:
                 if not _TRACKING.match(k)]
         if len(kept) != query.count("&") + 1:
             query = urlencode(kept, quote_via=quote, safe="/:@!$'()*,;")
-    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", query, ""))
 
 
 def host_key(url: str) -> str:
-    """``host[:port]`` as canonical_url writes it."""
-    return urlsplit(canonical_url(url)).netloc.rsplit("@", 1)[-1]
+    """``host[:port]`` as canonical_url writes it (without parsing the rest of the URL)."""
+    return _host_port(urlsplit(url.strip()))
+
+
+def _host_port(parts: SplitResult) -> str:
+    """Lower-case (IDNA) host, and the port unless it is the scheme's default."""
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
+    except UnicodeError:
+        host = host.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port if parts.port and parts.port != _DEFAULT_PORTS.get(
+        parts.scheme.lower()) else None
+    return f"{host}:{port}" if port else host
 
 
 def is_internal_host(host: str) -> bool:
