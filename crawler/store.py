@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 from crawler.config import ArchiveConfig
@@ -238,17 +238,23 @@ class S3Store:
                    Metadata={"sha256": sha.hexdigest()})
         return ObjectInfo(key, len(data), sha.hexdigest())
 
-    def stat(self, key: str) -> ObjectInfo | None:
+    def _unless_missing(self, what: str, fn, key: str) -> Any:  # noqa: ANN001
+        """``fn(Bucket, Key)``, or None when the object does not exist."""
         from botocore.exceptions import ClientError
 
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return fn(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
-            raise StoreError(f"stat {key}: {exc}") from exc
+            raise StoreError(f"{what} {key}: {exc}") from exc
         except Exception as exc:  # botocore connection errors
-            raise StoreError(f"stat {key}: {exc}") from exc
+            raise StoreError(f"{what} {key}: {exc}") from exc
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        head = self._unless_missing("stat", self.client.head_object, key)
+        if head is None:
+            return None
         return ObjectInfo(key, head["ContentLength"], head.get("Metadata", {}).get("sha256"))
 
     def open(self, key: str) -> IO[bytes]:
@@ -263,16 +269,12 @@ class S3Store:
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
         """A small object and its ETag, for a later ``put_bytes_if``."""
-        from botocore.exceptions import ClientError
-
+        obj = self._unless_missing("get", self.client.get_object, key)
+        if obj is None:
+            return None
         try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
             return obj["Body"].read(), obj["ETag"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise StoreError(f"get {key}: {exc}") from exc
-        except Exception as exc:  # botocore connection errors
+        except Exception as exc:  # the connection broke while reading
             raise StoreError(f"get {key}: {exc}") from exc
 
     def put_bytes_if(self, key: str, data: bytes, etag: str | None) -> str:
