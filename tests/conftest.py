@@ -115,6 +115,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
                           env={**os.environ, **(env or {})}, cwd=cwd)
 
 
+def s3_archive(s3: S3Server, spool: Path, extra: str = "") -> str:
+    """``[archive]`` lines for the S3 test server, with a spool of the test's own."""
+    return (f'endpoint_url = "{s3.endpoint_url}"\naddressing_style = "path"\n'
+            f'spool = "{spool}"\n{extra}')
+
+
 def s3_env(s3: S3Server) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
             "AWS_DEFAULT_REGION": s3.region}

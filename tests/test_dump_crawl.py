@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.conftest import EXPECTED, Outlet, read_text_shards, run_cli, s3_env, write_config
+from tests.conftest import (
+    EXPECTED,
+    Outlet,
+    read_text_shards,
+    run_cli,
+    s3_archive,
+    s3_env,
+    write_config,
+)
 from tests.s3server import S3Server
 
 
@@ -34,8 +42,7 @@ def remote(outlet: Outlet, s3: S3Server, tmp_path_factory: pytest.TempPathFactor
     s3.client().create_bucket(Bucket=bucket)
     config = write_config(
         work / "outlets.toml", outlet.url, f"s3://{bucket}/news/v1",
-        extra_archive=f'endpoint_url = "{s3.endpoint_url}"\naddressing_style = "path"\n'
-                      f'spool = "{work / "spool"}"')
+        extra_archive=s3_archive(s3, work / "spool"))
     result = run_cli("crawl", "-c", str(config), env=s3_env(s3))
     assert result.returncode == 0, result.stderr + result.stdout
     return {"config": config, "bucket": bucket, "prefix": "news/v1"}

@@ -14,15 +14,14 @@ from warcio.archiveiterator import ArchiveIterator
 from crawler.config import ArchiveConfig
 from crawler.spool import Spool
 from crawler.store import S3Store
-from tests.conftest import Outlet, run_cli, s3_env, write_config
+from tests.conftest import Outlet, run_cli, s3_archive, s3_env, write_config
 from tests.s3server import S3Server
 
 
 def _config(tmp_path: Path, outlet: Outlet, s3: S3Server, bucket: str, spool: Path) -> Path:
     return write_config(
         tmp_path / "outlets.toml", outlet.url, f"s3://{bucket}/news/v1",
-        extra_archive=f'endpoint_url = "{s3.endpoint_url}"\naddressing_style = "path"\n'
-                      f'spool = "{spool}"\nmax_attempts = 2')
+        extra_archive=s3_archive(s3, spool, "max_attempts = 2"))
 
 
 def _keys(s3: S3Server, bucket: str) -> dict[str, int]:
