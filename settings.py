@@ -24,6 +24,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.politeness.OutletScopeMiddleware": 50,
     # after RobotsTxtMiddleware (100): the host's Crawl-delay is known
     "crawler.politeness.OutletSlotMiddleware": 110,
+    # a resumed crawl answers what it captured before it was killed from its own WARCs
+    "crawler.resume.ArchivedResponseMiddleware": 120,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.politeness.RetryAfterMiddleware": 550,
     # above HttpCompressionMiddleware (590): responses are captured as received

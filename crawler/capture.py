@@ -24,6 +24,9 @@ from crawler.warc import warc_date
 CAPTURE_META = "warc_capture"
 """``request.meta`` key under which the response record's location is left for the spider."""
 
+ARCHIVED_FLAG = "archived"
+"""Response flag: answered from the crawl's own WARC (a resumed crawl), not the network."""
+
 _HOP_BY_HOP_AFTER_DECODING = (b"transfer-encoding",)
 
 
@@ -36,6 +39,8 @@ class WarcCaptureMiddleware:
         return cls(ArchiveRun.from_crawler(crawler))
 
     async def process_response(self, request: Request, response: Response) -> Response:
+        if ARCHIVED_FLAG in response.flags:
+            return response  # captured already, by the run this one resumes
         fetched = datetime.now(UTC)
         request_head, response_head = request.meta.pop(WIRE_HEADS_META, (b"", b""))
         exchange = Exchange(
@@ -49,6 +54,9 @@ class WarcCaptureMiddleware:
             response_head=_strip_transfer_encoding(response_head) or _response_head(response),
             response_body=response.body,
             truncated="download_stopped" in response.flags,
+            outlet=request.meta.get("outlet"),
+            etag=_header(response, b"ETag"),
+            last_modified=_header(response, b"Last-Modified"),
         )
         written = await maybe_deferred_to_future(self.run.write_exchange(exchange))
         request.meta[CAPTURE_META] = {
@@ -57,6 +65,7 @@ class WarcCaptureMiddleware:
             "warc_length": written.length,
             "warc_record_id": written.record_id,
             "payload_digest": written.payload_digest,
+            "revisit": written.profile,  # a revisit record: the archive had this payload already
             "fetched_at": fetched.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         return response
@@ -65,6 +74,11 @@ class WarcCaptureMiddleware:
 def _mime(response: Response) -> str:
     content_type = response.headers.get(b"Content-Type") or b""
     return content_type.split(b";")[0].strip().decode("latin-1").lower()
+
+
+def _header(response: Response, name: bytes) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None
 
 
 def _strip_transfer_encoding(head: bytes) -> bytes:

@@ -42,5 +42,7 @@ def write_sorted(lines_path: Path, out_path: Path) -> None:
     with open(lines_path, "rb") as f:
         lines = f.readlines()
     lines.sort()
-    with open(out_path, "wb") as f:
+    partial = out_path.with_name(out_path.name + ".part")
+    with open(partial, "wb") as f:
         f.writelines(lines)
+    partial.replace(out_path)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from crawler import __version__
@@ -72,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     crawl.add_argument("--max-pages", type=int, help="override every outlet's max_pages")
     crawl.add_argument("--since", help="skip feed/sitemap entries dated before this: a date "
                        "(2025-08-01) or a window back from now (2d, 12h, 1w)")
+    crawl.add_argument("--recheck", action="store_true",
+                       help="re-check every archived article of the job now (conditional "
+                       "requests), whatever the outlets' recheck policy says")
+    crawl.add_argument("--resume", nargs="?", const="latest", metavar="CRAWL_ID",
+                       help="continue the job's crawl that was killed before it finished (or "
+                       "the crawl CRAWL_ID) under its own crawl id, outlets and options")
     crawl.set_defaults(func=cmd_crawl)
 
     demo = sub.add_parser("demo", parents=[common],
@@ -104,7 +111,6 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     config = _config(args)
     if not config.outlets:
         raise CommandError(f"{config.source}: no [[outlets]] to crawl")
-    job = CrawlJob.create(config, args.outlets, args.archive, args.job)
     overrides: dict[str, Any] = {}
     if args.max_pages is not None:
         overrides["max_pages"] = args.max_pages
@@ -114,15 +120,23 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CommandError(f"--since: {exc}") from None
         overrides["since"] = args.since
-    return run_crawl(_override_crawl(job, overrides), args.log_level)
+    job = CrawlJob.create(config, args.outlets, args.archive, args.job, overrides=overrides,
+                          recheck=args.recheck)
+    if args.resume:
+        job = CrawlJob.resumed(config, interrupted_jobdir(job, args.resume))
+    return run_crawl(job, args.log_level)
 
 
-def _override_crawl(job: CrawlJob, overrides: dict[str, Any]) -> CrawlJob:
-    """The job with command-line overrides of every outlet's crawl settings."""
-    from dataclasses import replace
+def interrupted_jobdir(job: CrawlJob, which: str) -> Path:
+    """The work directory of the interrupted crawl to resume, or a one-line error."""
+    from crawler.resume import find_interrupted
 
-    outlets = tuple(replace(o, crawl=replace(o.crawl, **overrides)) for o in job.outlets)
-    return replace(job, outlets=outlets)
+    jobdir = find_interrupted(job, which, open_store(job.config.archive, job.archive_uri))
+    if jobdir is None:
+        what = f"crawl {which}" if which != "latest" else f"crawl of job {job.name!r}"
+        raise CommandError(f"no interrupted {what} to resume (nothing left unfinished in "
+                           f"{job.jobdir.parent})")
+    return jobdir
 
 
 def run_crawl(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdout) -> int:
@@ -157,10 +171,16 @@ def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out:
     print(f"crawl {result['crawl_id']} ({', '.join(result['outlets'])}): "
           f"{counts.get('responses', 0)} pages fetched, {counts.get('text_records', 0)} articles,"
           f" {counts.get('warc_files', 0)} WARC file(s), "
-          f"{counts.get('warc_bytes', 0) / 1e6:.2f} MB, finished: {result['finish_reason']}",
+          f"{counts.get('warc_bytes', 0) / 1e6:.2f} MB, "
+          f"{sum(v for k, v in counts.items() if k.startswith('revisits/'))} revisit records, "
+          f"finished: {result['finish_reason']}",
           file=out)
     for outlet in result["outlets"]:
         print("  " + outlet_summary(outlet, stats), file=out)
+    if stats.get("newsarchive/resumed/from_archive"):
+        print(f"  resumed: {stats['newsarchive/resumed/from_archive']} page(s) captured before "
+              f"the interruption were read back from the crawl's own WARCs, not fetched again",
+              file=out)
     if result.get("spooled"):
         print(f"  WARNING: the archive store did not take every file ({result['upload_failure']})"
               f"; {len(result['spooled'])} file(s) kept in {run.spool.root} and uploaded by the "
@@ -181,7 +201,8 @@ def outlet_summary(outlet: str, stats: dict[str, Any]) -> str:
         return ", ".join(f"{k} {v}" for k, v in items) or "none"
 
     return (f"{outlet}: candidates ({group('candidates')}); fetched {mine.get('fetched', 0)}; "
-            f"articles {mine.get('articles', 0)}; skipped ({group('skipped')}); "
+            f"articles {mine.get('articles', 0)} (+ {mine.get('articles/unchanged', 0)} "
+            f"unchanged); skipped ({group('skipped')}); "
             f"refused ({group('refused')}); responses >= 300 ({group('status')}); "
             f"errors ({group('errors')}); feed/sitemap errors {mine.get('discovery_errors', 0)}")
 

@@ -77,6 +77,9 @@ class CrawlConfig:
     max_page_size: int = 20 * 1024 * 1024  # larger responses are cut off (after decoding too)
     allow_subdomains: bool = False
     max_query_variants: int = 50       # distinct query strings per path (trap guard)
+    # re-check an archived article for edits this long after its first capture (seconds, each
+    # point once; after the last, never): news is edited soon after publication, rarely later
+    recheck: tuple[int, ...] = (3600, 6 * 3600, 86400, 7 * 86400)
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,8 @@ def _read_crawl(r: _Reader, t: dict[str, Any], prefix: str, base: CrawlConfig) -
         except ValueError as exc:
             raise r.fail(f"{prefix}.since", str(exc)) from None
         values["since"] = since
+    if "recheck" in t:
+        values["recheck"] = _durations(r, t["recheck"], f"{prefix}.recheck")
     return CrawlConfig(**{**base.__dict__, **values})
 
 
@@ -266,6 +271,28 @@ def parse_since(value: str, now: datetime | None = None) -> date:
     except ValueError:
         raise ValueError(f"{value!r} is neither a date (2025-08-01) nor a window such as 2d, "
                          "12h or 1w") from None
+
+
+_DURATION = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str) -> int:
+    """Seconds from ``90s``, ``30m``, ``6h``, ``1d``, ``2w``."""
+    match = _DURATION.fullmatch(value.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{value!r} is not a duration such as 30m, 6h, 1d or 2w")
+    return int(match.group(1)) * _SECONDS[match.group(2).lower()]
+
+
+def _durations(r: _Reader, value: Any, key: str) -> tuple[int, ...]:
+    try:
+        seconds = tuple(parse_duration(v) for v in r.strings(value, key))
+    except ValueError as exc:
+        raise r.fail(key, str(exc)) from None
+    if list(seconds) != sorted(set(seconds)):
+        raise r.fail(key, "durations must grow, e.g. [\"1h\", \"6h\", \"1d\", \"7d\"]")
+    return seconds
 
 
 def _read_outlet(r: _Reader, data: Any, key: str, crawl: CrawlConfig) -> OutletConfig:

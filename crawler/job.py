@@ -1,15 +1,23 @@
-"""A crawl job: which outlets, under which crawl id, into which archive."""
+"""A crawl job: which outlets, under which crawl id, into which archive.
+
+A running crawl keeps a description of itself (``job.json``) in its local work directory, so a
+crawl killed mid-way can be resumed under the same crawl id with the same outlets and overrides.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from crawler.config import Config, OutletConfig
+from crawler.config import Config, ConfigError, OutletConfig
 from crawler.spool import JOBS_DIR, default_spool_dir
+
+JOB_FILE = "job.json"
 
 
 def make_crawl_id(job: str, moment: datetime) -> str:
@@ -24,16 +32,47 @@ class CrawlJob:
     outlets: tuple[OutletConfig, ...]
     archive_uri: str
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    recheck: bool = False  # re-check every archived article now, whatever the policy says
+    overrides: tuple[tuple[str, Any], ...] = ()  # command-line crawl settings for every outlet
+    resume: bool = False  # continue the interrupted crawl of this id
 
     @classmethod
     def create(cls, config: Config, outlet_names: list[str] | tuple[str, ...] = (),
-               archive_uri: str | None = None, name: str | None = None) -> CrawlJob:
-        """Select outlets (all when none are named); the job is named after a lone outlet."""
+               archive_uri: str | None = None, name: str | None = None, *,
+               overrides: dict[str, Any] | None = None, recheck: bool = False) -> CrawlJob:
+        """Select outlets (all when none are named); the job is named after a lone outlet.
+        `overrides` replace crawl settings of every outlet (``--max-pages``, ``--since``)."""
         outlets = config.select(outlet_names)
+        if overrides:
+            outlets = tuple(replace(o, crawl=replace(o.crawl, **overrides)) for o in outlets)
         if not name:
             name = outlets[0].name if len(outlets) == 1 else "all"
         return cls(name=name, config=config, outlets=outlets,
-                   archive_uri=archive_uri or config.archive.uri)
+                   archive_uri=archive_uri or config.archive.uri, recheck=recheck,
+                   overrides=tuple(sorted((overrides or {}).items())))
+
+    @classmethod
+    def resumed(cls, config: Config, jobdir: Path) -> CrawlJob:
+        """The interrupted crawl described in `jobdir`, with today's config of its outlets."""
+        source = jobdir / JOB_FILE
+        try:
+            saved = json.loads(source.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(source), "", f"cannot resume from it: {exc}") from None
+        job = cls.create(config, saved["outlets"], saved["archive"], saved["job"],
+                         overrides=dict(saved.get("overrides") or {}),
+                         recheck=saved.get("recheck", False))
+        return replace(job, started=datetime.fromisoformat(saved["started"]), resume=True)
+
+    def save(self) -> None:
+        """Write ``job.json`` into the work directory (atomically): what ``resumed`` reads."""
+        self.jobdir.mkdir(parents=True, exist_ok=True)
+        data = {"crawl_id": self.crawl_id, "job": self.name, "started": self.started.isoformat(),
+                "outlets": [o.name for o in self.outlets], "archive": self.archive_uri,
+                "overrides": dict(self.overrides), "recheck": self.recheck}
+        partial = self.jobdir / (JOB_FILE + ".part")
+        partial.write_text(json.dumps(data, indent=1), "utf-8")
+        os.replace(partial, self.jobdir / JOB_FILE)
 
     @property
     def crawl_id(self) -> str:
@@ -41,11 +80,17 @@ class CrawlJob:
 
     @property
     def jobdir(self) -> Path:
-        """Scrapy's JOBDIR for this crawl: its request queue on disk (memory stays flat however
-        many URLs a sitemap lists) and its seen-requests, beside the spool. Removed when the
-        crawl finishes; an interrupted crawl's stays."""
+        """The crawl's local work directory, beside the spool: its description, state journal,
+        file list and request queue. Removed once the crawl is committed and its state merged;
+        a killed crawl's stays for ``--resume``."""
         spool = default_spool_dir(self.config.archive, self.archive_uri)
         return spool / JOBS_DIR / self.crawl_id
+
+    @property
+    def queue_dir(self) -> Path:
+        """Scrapy's JOBDIR: the request queue on disk, so memory stays flat however many URLs a
+        sitemap lists."""
+        return self.jobdir / "queue"
 
     @property
     def config_digest(self) -> str:

@@ -55,7 +55,6 @@ class ExtractionPipeline:
         page = ItemAdapter(item)
         capture = page["capture"]
         text_shard = await maybe_deferred_to_future(self.run.begin_text(capture["warc_file"]))
-        record = None
         await maybe_deferred_to_future(self.slots.acquire())
         try:
             extracted = await maybe_deferred_to_future(run_in(self.pool, partial(
@@ -71,13 +70,27 @@ class ExtractionPipeline:
             extracted = None
         finally:
             self.slots.release()
-        if extracted:
-            record = text_record(page, extracted, self.run.crawl_id)
-            self.stats.inc_value("newsarchive/articles")
-        else:
-            self.stats.inc_value("newsarchive/articles_without_text")
-        await maybe_deferred_to_future(self.run.add_text(text_shard, record))
+        record, state = self.text_and_state(page, extracted)
+        await maybe_deferred_to_future(self.run.add_text(text_shard, record, state))
         return {k: v for k, v in (record or {}).items() if k != "text"} or {"url": page["url"]}
+
+    def text_and_state(self, page: ItemAdapter, extracted: dict[str, Any] | None
+                       ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The text record (None when there is no text, or the same text as the archive's
+        latest) and what the URL's state learns: it is an article, and its latest text."""
+        state: dict[str, Any] = {"url": page["url"], "outlet": page["outlet"], "article": True}
+        if not extracted:
+            self.stats.inc_value("newsarchive/articles_without_text")
+            return None, state
+        previous = page.get("previous_text")
+        if previous and previous.get("digest") == extracted["text_digest"]:
+            self.stats.inc_value("newsarchive/articles_text_unchanged")
+            return None, state
+        record = text_record(page, extracted, self.run.crawl_id)
+        self.stats.inc_value("newsarchive/articles")
+        state["text"] = {"revision": record["revision"], "digest": record["text_digest"],
+                         **{k: record[k] for k in ("crawl_id", "warc_record_id", "fetched_at")}}
+        return record, state
 
     def close_spider(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
@@ -102,4 +115,8 @@ def text_record(page: ItemAdapter, extracted: dict[str, Any], crawl_id: str) -> 
     record["canonical_url"] = page.get("canonical_url")
     record["listed_date"] = page.get("listed_date")  # the feed/sitemap date, if any
     record.update({k: extracted.get(k) for k in METADATA_FIELDS})
+    previous = page.get("previous_text")  # the archive's latest text of this URL, now edited
+    record["revision"] = previous["revision"] + 1 if previous else 1
+    record["previous_revision"] = {k: previous[k] for k in (
+        "crawl_id", "warc_record_id", "fetched_at", "digest")} if previous else None
     return record

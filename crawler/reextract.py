@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import tempfile
 import zlib
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from crawler.archive import TEXT_VERSION_MANIFEST, complete_crawls
+from crawler.archive import TEXT_VERSION_MANIFEST, TextStats, complete_crawls
 from crawler.cli import EXIT_OK, CommandError
 from crawler.config import Config, OutletConfig, load_config
 from crawler.spool import MANIFEST_NAME, default_spool_dir
@@ -143,6 +143,9 @@ def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Confi
                         continue
                     templates.observe(page.page["outlet"], extracted["fingerprints"])
                     record = text_record(page.page, extracted, crawl_id)
+                    own = articles[record["warc_offset"]]  # the article's place in its history
+                    record.update(revision=own.get("revision", 1),
+                                  previous_revision=own.get("previous_revision"))
                     shard.add(record)
                     result.records += 1
                     if record["text_digest"] != articles[record["warc_offset"]]["text_digest"]:
@@ -355,10 +358,7 @@ class ShardWriter:
         self._hashing = HashingFile(path)
         self._gz: IO[bytes] = gzip.GzipFile(fileobj=self._hashing, mode="wb",  # type: ignore[arg-type]
                                             mtime=0)
-        self.records = 0
-        self.outlets: Counter[str] = Counter()
-        self.languages: Counter[str] = Counter()
-        self.dates: list[str] = []
+        self.stats = TextStats()
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -369,13 +369,7 @@ class ShardWriter:
 
     def add(self, record: dict[str, Any]) -> None:
         self._gz.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-        self.records += 1
-        self.outlets[record.get("outlet")] += 1
-        self.languages[record.get("language") or "und"] += 1
-        day = record.get("date") or (record.get("fetched_at") or "")[:10]
-        if day:
-            self.dates = [min(self.dates[0], day), max(self.dates[1], day)] if self.dates \
-                else [day, day]
+        self.stats.add(record)
 
     @property
     def sha256(self) -> str:
@@ -384,10 +378,7 @@ class ShardWriter:
     def entry(self) -> dict[str, Any]:
         """The shard's ``files`` entry, shaped as the crawl manifest's text entries."""
         return {"key": self.key, "size": self.path.stat().st_size, "sha256": self.sha256,
-                "kind": "text", "records": self.records,
-                "outlets": dict(sorted((k, v) for k, v in self.outlets.items() if k)),
-                "languages": dict(sorted(self.languages.items())),
-                "date_range": self.dates or None}
+                "kind": "text", **self.stats.metadata()}
 
 
 def _software() -> str:

@@ -140,9 +140,17 @@ def build_index(store: ArchiveStore, manifests: Iterable[dict[str, Any]], out: P
             if entry["kind"] == "index":
                 path = parts / f"{len(paths):08d}.cdxj"
                 with store.open(entry["key"]) as src, open(path, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+                    dst.writelines(line for line in src if not _not_modified_revisit(line))
                 paths.append(path)
     return merge_sorted(paths, out)
+
+
+def _not_modified_revisit(line: bytes) -> bool:
+    """A revisit for a 304: pywb would replay it as an empty 304, so replay leaves it out and
+    serves the nearest full capture instead (the archive's own index keeps it)."""
+    if b'"warc/revisit"' not in line:
+        return False
+    return json.loads(line.split(b" ", 2)[2]).get("status") == "304"
 
 
 def merge_sorted(paths: list[Path], out: Path, fan_in: int = MERGE_FAN_IN) -> int:

@@ -15,9 +15,10 @@ import logging
 import platform
 import shutil
 import socket
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -31,15 +32,29 @@ from twisted.internet.defer import Deferred
 
 from crawler import __version__
 from crawler._twisted import run_in
+from crawler.archive import TextStats
 from crawler.cdxj import cdxj_line, timestamp14, write_sorted
 from crawler.job import CrawlJob
-from crawler.spool import MANIFEST_NAME, Spool, default_spool_dir
+from crawler.spool import JOBS_DIR, MANIFEST_NAME, Spool, default_spool_dir
+from crawler.state import Journal, load_state, merge_journal
 from crawler.store import ArchiveStore, StoreError, open_store, sha256_file
-from crawler.warc import HashingFile, WarcFile, WrittenRecord, warc_date, warcinfo_fields
+from crawler.warc import (
+    HashingFile,
+    WarcFile,
+    WrittenRecord,
+    sha1_digest,
+    warc_date,
+    warcinfo_fields,
+)
 
 logger = logging.getLogger(__name__)
 
+JOURNAL_NAME = "state.jsonl"  # in the crawl's work directory: its state observations
+FILES_NAME = "files.jsonl"  # in the crawl's work directory: the files it finished
+
 MANIFEST_FORMAT = "newsarchive-manifest/1"
+REVISIT_IDENTICAL = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+REVISIT_NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
 SOFTWARE = f"newsarchive/{__version__} (Scrapy {scrapy.__version__})"
 
 
@@ -57,6 +72,9 @@ class Exchange:
     response_head: bytes
     response_body: bytes
     truncated: bool = False  # cut off at max_page_size
+    outlet: str | None = None  # whose state this URL belongs to (None: robots.txt and such)
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 @dataclass
@@ -65,10 +83,7 @@ class _TextShard:
     key: str
     hashing: HashingFile
     gz: IO[bytes]
-    records: int = 0
-    outlets: Counter = field(default_factory=Counter)
-    languages: Counter = field(default_factory=Counter)
-    dates: list[str] = field(default_factory=list)  # [min, max] published (or fetched) date
+    stats: TextStats = field(default_factory=TextStats)
 
 
 @dataclass
@@ -81,6 +96,7 @@ class _Shard:
     text: _TextShard
     pending_texts: int = 0
     responses: int = 0
+    revisits: Counter = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,8 @@ class ArchiveRun:
         self.files: list[FileEntry] = []
         self.counts: Counter = Counter()
         self.upload_failure: str | None = None
+        self.state: dict[str, dict[str, Any]] = {}  # the archive's URL state, read at open
+        self.journal = Journal(job.jobdir / JOURNAL_NAME)
         self.uploads_pending = 0
         self._serial = 0
         self._shard: _Shard | None = None
@@ -150,7 +168,11 @@ class ArchiveRun:
             logger.warning("spool: %d file(s) being written by another crawl, or left by an "
                            "interrupted one, are left as they are (%s ...)", len(unfinished),
                            unfinished[0])
+        if not self.job.resume:
+            await maybe_deferred_to_future(run_in(self._writer, self.job.save))
         await maybe_deferred_to_future(run_in(self._uploader, self._flush_spool))
+        await maybe_deferred_to_future(run_in(self._uploader, self._merge_earlier_state))
+        await maybe_deferred_to_future(run_in(self._uploader, self._load_state))
 
     def write_exchange(self, exchange: Exchange) -> Deferred:
         """Record an exchange (response, then request); fires with the response's location."""
@@ -160,9 +182,11 @@ class ArchiveRun:
         """Announce a text record for a capture; fires with the text shard it will go to."""
         return run_in(self._writer, self._begin_text, warc_key)
 
-    def add_text(self, text_key: str, record: dict[str, Any] | None) -> Deferred:
-        """Deliver an announced text record (None: extraction gave nothing)."""
-        return run_in(self._writer, self._add_text, text_key, record)
+    def add_text(self, text_key: str, record: dict[str, Any] | None,
+                 state: dict[str, Any] | None = None) -> Deferred:
+        """Deliver an announced text record (None: no new text), and what the URL's state
+        learns from it."""
+        return run_in(self._writer, self._add_text, text_key, record, state)
 
     async def spider_closed(self, spider: scrapy.Spider, reason: str) -> None:
         """Close the last shard, wait for the uploads, then commit the manifest."""
@@ -170,8 +194,10 @@ class ArchiveRun:
             await maybe_deferred_to_future(run_in(self._writer, self._close_all))
             self.result = await maybe_deferred_to_future(
                 run_in(self._uploader, self._commit, reason))
-            if reason == "finished":  # the scheduler is closed: its queue is no longer needed
-                shutil.rmtree(self.job.jobdir, ignore_errors=True)
+            shutil.rmtree(self.job.queue_dir, ignore_errors=True)  # committed: no resume
+            if not self.result["spooled"]:  # else the next run merges it, once files are up
+                self.result["state_urls"] = await maybe_deferred_to_future(
+                    run_in(self._uploader, merge_pending_state, self.store, self.job.jobdir))
         finally:
             self._writer.shutdown(wait=False)
             self._uploader.shutdown(wait=False)
@@ -213,20 +239,36 @@ class ArchiveRun:
         hashing = HashingFile(text_path.with_name(text_path.name + ".open"))
         text = _TextShard(text_path, text_key, hashing,
                           gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0))  # type: ignore[arg-type]
-        self.counts["warc_files"] += 1
         return _Shard(basename, warc, written.record_id, index_unsorted,
                       open(index_unsorted, "w", encoding="utf-8"), text)
 
     def _write_exchange(self, ex: Exchange) -> WrittenRecord:
+        """The response as a full record, or as a revisit when the archive already holds its
+        payload (identical digest) or the server says it has not changed (304); then the
+        request. The URL's state learns what happened."""
         shard = self._current()
-        response = shard.warc.write_record(
-            "response",
-            _fields(("WARC-Date", ex.date), ("WARC-Target-URI", ex.url),
-                    ("WARC-IP-Address", ex.ip_address), ("WARC-Warcinfo-ID", shard.warcinfo_id),
-                    ("WARC-Truncated", "length" if ex.truncated else None)),
-            (ex.response_head, ex.response_body),
-            content_type="application/http; msgtype=response",
-        )
+        common = [("WARC-Date", ex.date), ("WARC-Target-URI", ex.url),
+                  ("WARC-IP-Address", ex.ip_address), ("WARC-Warcinfo-ID", shard.warcinfo_id)]
+        digest = sha1_digest(ex.response_body)
+        previous = self.state.get(ex.url) if ex.outlet else None
+        profile = revisit_profile(ex, digest, previous)
+        if profile and previous:
+            response = shard.warc.write_record(
+                "revisit",
+                _fields(*common, ("WARC-Profile", profile),
+                        ("WARC-Refers-To", previous["record_id"]),
+                        ("WARC-Refers-To-Target-URI", previous["url"]),
+                        ("WARC-Refers-To-Date", previous["captured_at"]),
+                        ("WARC-Payload-Digest", previous["digest"])),
+                (ex.response_head,), content_type="application/http; msgtype=response")
+            response = replace(response, payload_digest=previous["digest"], profile=profile)
+            shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1
+        else:
+            response = shard.warc.write_record(
+                "response",
+                _fields(*common, ("WARC-Truncated", "length" if ex.truncated else None)),
+                (ex.response_head, ex.response_body),
+                content_type="application/http; msgtype=response", payload_digest=digest)
         shard.warc.write_record(
             "request",
             _fields(("WARC-Date", ex.date), ("WARC-Target-URI", ex.url),
@@ -235,12 +277,14 @@ class ArchiveRun:
             (ex.request_head, ex.request_body) if ex.request_body else (ex.request_head,),
             content_type="application/http; msgtype=request",
         )
-        shard.index.write(cdxj_line(ex.url, timestamp14(ex.date), mime=ex.mime, status=ex.status,
-                                    digest=response.payload_digest or "", length=response.length,
-                                    offset=response.offset, filename=response.warc_key))
+        shard.index.write(cdxj_line(ex.url, timestamp14(ex.date),
+                                    mime="warc/revisit" if profile else ex.mime,
+                                    status=ex.status, digest=response.payload_digest or "",
+                                    length=response.length, offset=response.offset,
+                                    filename=response.warc_key))
         shard.responses += 1
-        self.counts["responses"] += 1
-        self.counts["warc_bytes"] += response.length
+        if ex.outlet and (profile or (ex.status == 200 and not ex.truncated)):
+            self.journal.write(state_update(ex, response, profile))
         if shard.warc.size >= self.warc_max_size:
             self._rotate()
         return response
@@ -260,7 +304,10 @@ class ArchiveRun:
         shard.pending_texts += 1
         return shard.text.key
 
-    def _add_text(self, text_key: str, record: dict[str, Any] | None) -> None:
+    def _add_text(self, text_key: str, record: dict[str, Any] | None,
+                  state: dict[str, Any] | None) -> None:
+        if state:
+            self.journal.write(state)
         shard = next((s for s in (self._shard, *self._closed_shards)
                       if s is not None and s.text.key == text_key), None)
         if shard is None:
@@ -269,14 +316,8 @@ class ArchiveRun:
         if record is not None:
             text = shard.text
             text.gz.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-            text.records += 1
-            text.outlets[record.get("outlet")] += 1
-            text.languages[record.get("language")] += 1
-            day = record.get("date") or (record.get("fetched_at") or "")[:10]
-            if day:
-                text.dates = [min(text.dates[0], day), max(text.dates[1], day)] if text.dates \
-                    else [day, day]
-            self.counts["text_records"] += 1
+            text.gz.flush(zlib.Z_SYNC_FLUSH)  # a killed crawl leaves every whole record readable
+            text.stats.add(record)
         self._finish_ready_shards()
 
     def _shard_for(self, warc_key: str) -> _Shard | None:
@@ -302,21 +343,47 @@ class ArchiveRun:
         shard.index_unsorted.unlink()
         entries = [
             FileEntry(shard.warc.key, shard.warc.path.stat().st_size, shard.warc.sha256, "warc",
-                      {"records": shard.responses}),
+                      {"records": shard.responses, "revisits": dict(shard.revisits)}),
             FileEntry(index_key, index_path.stat().st_size, sha256_file(index_path), "index"),
             FileEntry(text.key, text.path.stat().st_size, text.hashing.sha256.hexdigest(), "text",
-                      {"records": text.records,
-                       "outlets": dict(sorted((k, v) for k, v in text.outlets.items() if k)),
-                       "languages": dict(sorted((k or "und", v)
-                                                for k, v in text.languages.items())),
-                       "date_range": text.dates or None}),
+                      text.stats.metadata()),
         ]
-        self.files.extend(entries)
+        self._files_journal(entries)
+        self._count_files(entries)
         for entry in entries:
             self._queue_upload(entry)
 
+    def _files_journal(self, entries: list[FileEntry]) -> None:
+        """The crawl's finished files, in its work directory: a resumed crawl lists them too."""
+        with open(self.job.jobdir / FILES_NAME, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(e.as_json()) + "\n" for e in entries)
+
+    def _count_files(self, entries: list[FileEntry]) -> None:
+        self.files.extend(entries)
+        for entry in entries:
+            if entry.kind == "warc":
+                self.counts["warc_files"] += 1
+                self.counts["warc_bytes"] += entry.size
+                self.counts["responses"] += entry.extra.get("records", 0)
+                self.counts.update(entry.extra.get("revisits", {}))
+            elif entry.kind == "text":
+                self.counts["text_records"] += entry.extra.get("records", 0)
+
+    def adopt(self, entries: list[FileEntry], next_serial: int) -> Deferred:
+        """A resumed crawl takes over the files its interrupted run finished (or its repair
+        produced): listed in the manifest, uploaded if they are still in the spool."""
+        return run_in(self._writer, self._adopt, entries, next_serial)
+
+    def _adopt(self, entries: list[FileEntry], next_serial: int) -> None:
+        self._serial = max(self._serial, next_serial)
+        self._count_files(entries)
+        for entry in entries:
+            if self.spool.path(entry.key).exists():
+                self._queue_upload(entry)
+
     def _close_all(self) -> None:
         self._rotate()
+        self.journal.close()
         for shard in list(self._closed_shards):
             if shard.pending_texts:
                 logger.error("%s: %d text records never arrived; closing the shard without them",
@@ -353,6 +420,26 @@ class ArchiveRun:
         logger.info("spool: delivered %d file(s) left by earlier runs, %d still waiting", sent,
                     left)
 
+    def _merge_earlier_state(self) -> None:
+        """Journals of earlier crawls that committed while the store was away."""
+        for journal in sorted((self.spool.root / JOBS_DIR).glob(f"*/{JOURNAL_NAME}")):
+            crawl_id = journal.parent.name
+            try:
+                committed = self.store.stat(f"crawls/{crawl_id}/{MANIFEST_NAME}") is not None
+            except StoreError:
+                return
+            if crawl_id != self.crawl_id and committed:
+                merge_pending_state(self.store, journal.parent)
+
+    def _load_state(self) -> None:
+        outlets = [o.name for o in self.job.outlets]
+        try:
+            self.state = load_state(self.store, outlets)
+        except StoreError as exc:  # the crawl goes on, capturing in full
+            logger.warning("incremental state not read (%s): every page is captured in full", exc)
+            return
+        logger.info("state: %d archived URLs of %s", len(self.state), ", ".join(outlets))
+
     def _commit(self, reason: str) -> dict[str, Any]:
         """Write the manifest last: the commit marker of the crawl."""
         ended = datetime.now(UTC)
@@ -378,10 +465,51 @@ class ArchiveRun:
         partial.replace(path)
         self.uploads_pending += 1
         self._upload(key, None)
+        self.spool.prune(self.spool.path(self.prefix))
         # this crawl's files only: another crawl may be writing into the same spool right now
         manifest["spooled"] = [k for k in self.spool.pending() if k.startswith(self.prefix + "/")]
         manifest["upload_failure"] = self.upload_failure
         return manifest
+
+
+def revisit_profile(ex: Exchange, digest: str, previous: dict[str, Any] | None) -> str | None:
+    """The revisit profile an exchange gets, if any: the server said "not modified", or sent the
+    archived payload again (an empty payload is no copy worth saving)."""
+    if previous is None or not previous.get("record_id"):
+        return None
+    if ex.status == 304:
+        return REVISIT_NOT_MODIFIED
+    if ex.status == 200 and ex.response_body and not ex.truncated \
+            and digest == previous.get("digest"):
+        return REVISIT_IDENTICAL
+    return None
+
+
+def state_update(ex: Exchange, written: WrittenRecord, profile: str | None) -> dict[str, Any]:
+    """What the URL's state learns from an exchange: a full capture replaces the archived
+    one; a revisit only marks the check (and refreshes the validators)."""
+    update: dict[str, Any] = {"url": ex.url, "outlet": ex.outlet, "last_checked": ex.date,
+                              "first_seen": ex.date}
+    if ex.etag or ex.last_modified or not profile:
+        update.update(etag=ex.etag, last_modified=ex.last_modified)
+    if not profile:
+        update.update(digest=written.payload_digest, warc_file=written.warc_key,
+                      warc_offset=written.offset, warc_length=written.length,
+                      record_id=written.record_id, captured_at=ex.date)
+    return update
+
+
+def merge_pending_state(store: ArchiveStore, jobdir: Path) -> int | None:
+    """Merge a committed crawl's journal into the archive's state, then drop its work directory
+    (what is left of it); None when the store refused (the journal waits for the next run)."""
+    journal = jobdir / JOURNAL_NAME
+    try:
+        merged = merge_journal(store, journal)
+    except StoreError as exc:
+        logger.warning("state: %s not merged yet (%s); the next run retries", journal, exc)
+        return None
+    shutil.rmtree(jobdir, ignore_errors=True)
+    return merged
 
 
 def _fields(*pairs: tuple[str, str | None]) -> list[tuple[str, str]]:

@@ -10,32 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from crawler.job import CrawlJob
-from crawler.store import ArchiveStore, PreconditionFailed, StoreError
+from crawler.store import ArchiveStore, StoreError, update_object
 
 logger = logging.getLogger(__name__)
 
 RUNS_KEY = "state/runs.jsonl"
 
 
-def append_run(store: ArchiveStore, record: dict[str, Any], attempts: int = 12) -> None:
+def append_run(store: ArchiveStore, record: dict[str, Any]) -> None:
     """Append one record to ``state/runs.jsonl``; a concurrent writer makes us re-read and retry."""
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-    for attempt in range(attempts):
-        current = store.get_versioned(RUNS_KEY)
-        data, etag = current if current else (b"", None)
-        try:
-            store.put_bytes_if(RUNS_KEY, data + line, etag)
-            return
-        except PreconditionFailed:
-            time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
-    raise StoreError(f"{RUNS_KEY}: still changing after {attempts} attempts; run record lost")
+    update_object(store, RUNS_KEY, lambda data: data + line)
 
 
 def read_runs(store: ArchiveStore) -> Iterator[dict[str, Any]]:

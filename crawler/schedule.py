@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,7 @@ from croniter import CroniterError, croniter
 
 from crawler.config import Config, ConfigError, load_config
 from crawler.runs import last_runs, parse_iso
-from crawler.store import open_store
+from crawler.store import ArchiveStore, StoreError, open_store
 
 logger = logging.getLogger("newsarchive.schedule")
 
@@ -62,11 +63,24 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if not jobs:
         logger.warning("%s: no outlet has a schedule; nothing to do", config.source)
         return 0
-    scheduler = Scheduler(jobs, _crawl_options(args, config))
+    store = open_store(config.archive, args.archive or config.archive.uri)
+    scheduler = Scheduler(jobs, _crawl_options(args, config),
+                          _interrupted(config, args.archive or config.archive.uri, store))
     if args.once:
-        store = open_store(config.archive, args.archive or config.archive.uri)
         return scheduler.run_once(last_runs(store))
     return scheduler.run_forever()
+
+
+def _interrupted(config: Config, uri: str, store: ArchiveStore) -> set[str]:
+    """Outlets whose last crawl was killed before it committed: resumed before anything else."""
+    from crawler.resume import interrupted_crawls
+
+    try:
+        crawls = interrupted_crawls(config.archive, uri, store)
+    except StoreError as exc:
+        logger.warning("interrupted crawls not looked for (%s)", exc)
+        return set()
+    return {c["job"] for c in crawls}
 
 
 def scheduled_jobs(config: Config) -> list[ScheduledJob]:
@@ -105,9 +119,11 @@ def is_due(cron: str, last_start: datetime | None, now: datetime) -> bool:
 class Scheduler:
     """Starts crawls as subprocesses, never two of one outlet at a time, and stops them cleanly."""
 
-    def __init__(self, jobs: list[ScheduledJob], crawl_options: list[str]) -> None:
+    def __init__(self, jobs: list[ScheduledJob], crawl_options: list[str],
+                 interrupted: Iterable[str] = ()) -> None:
         self.jobs = jobs
         self.crawl_options = crawl_options
+        self.interrupted = set(interrupted)  # outlets whose killed crawl is resumed first
         self.stop_signals: list[int] = []
 
     # ---------------------------------------------------------------- modes
@@ -119,6 +135,7 @@ class Scheduler:
             job.next_due = croniter(job.cron, now).get_next(datetime)
             logger.info("%s: schedule %r, next run at %s", job.outlet, job.cron,
                         job.next_due.isoformat(timespec="seconds"))
+        self._resume_interrupted()
         while not self.stop_signals:
             self._reap()
             now = _now()
@@ -141,10 +158,13 @@ class Scheduler:
     def run_once(self, last: dict[str, dict[str, Any]]) -> int:
         """Start every due job (see `is_due`), wait for all of them, exit."""
         self._handle_signals()
+        self._resume_interrupted()
         now = _now()
         for job in self.jobs:
             record = last.get(job.outlet)
             started = parse_iso(record["start"]) if record and record.get("start") else None
+            if job.process is not None:
+                continue  # resuming its interrupted crawl
             if not is_due(job.cron, started, now):
                 logger.info("%s: not due (last run %s, schedule %r)", job.outlet,
                             record["crawl_id"] if record else "-", job.cron)
@@ -155,12 +175,19 @@ class Scheduler:
 
     # ---------------------------------------------------------------- processes
 
-    def _start(self, job: ScheduledJob) -> None:
-        command = [sys.executable, "-c", _MAIN, "crawl", job.outlet, *self.crawl_options]
+    def _resume_interrupted(self) -> None:
+        for job in self.jobs:
+            if job.outlet in self.interrupted and not self.stop_signals:
+                self._start(job, resume=True)
+
+    def _start(self, job: ScheduledJob, resume: bool = False) -> None:
+        command = [sys.executable, "-c", _MAIN, "crawl", job.outlet, *self.crawl_options,
+                   *(["--resume"] if resume else [])]
         job.process = subprocess.Popen(command, start_new_session=True)
         job.started = time.monotonic()
         job.forwarded = 0
-        logger.info("%s: crawl started (pid %d)", job.outlet, job.process.pid)
+        logger.info("%s: crawl %s (pid %d)", job.outlet,
+                    "resumed after an interruption" if resume else "started", job.process.pid)
         self._forward()  # a stop signal may have come while it was starting
 
     def _reap(self) -> None:

@@ -68,7 +68,6 @@ class Spool:
         path = self.path(key)
         info = store.put_file(path, key, sha256 or sha256_file(path))
         path.unlink()
-        self._prune(path.parent)
         return info
 
     def flush(self, store: ArchiveStore) -> tuple[int, int]:
@@ -90,6 +89,7 @@ class Spool:
             except (StoreError, OSError) as exc:
                 logger.warning("spool: %s not uploaded (%s); kept in %s", key, exc, self.root)
                 break
+            self.prune(self.path(key).parent)
             sent += 1
         return sent, len(self.pending())
 
@@ -97,7 +97,15 @@ class Spool:
         crawl_dir = self.path(manifest_key).parent
         return any(p.is_file() and p.name != MANIFEST_NAME for p in crawl_dir.rglob("*"))
 
-    def _prune(self, directory: Path) -> None:
+    def prune(self, directory: Path) -> None:
+        """Remove `directory` and the empty directories above it. Only for a crawl that is no
+        longer writing: its writer creates directories as it goes."""
+        for dirpath, _, _ in os.walk(directory, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+        directory = directory.parent
         while directory != self.root and directory.is_relative_to(self.root):
             try:
                 directory.rmdir()

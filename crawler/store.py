@@ -13,8 +13,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import random
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -49,6 +51,21 @@ class ArchiveStore(Protocol):
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
     def get_versioned(self, key: str) -> tuple[bytes, str] | None: ...
     def put_bytes_if(self, key: str, data: bytes, etag: str | None) -> str: ...
+
+
+def update_object(store: ArchiveStore, key: str, change: Callable[[bytes], bytes],
+                  attempts: int = 12) -> None:
+    """Read-modify-write of a small shared object: `change` maps its bytes (b"" when missing) to
+    the new bytes; a concurrent writer makes us re-read and apply `change` again."""
+    for attempt in range(attempts):
+        current = store.get_versioned(key)
+        data, etag = current if current else (b"", None)
+        try:
+            store.put_bytes_if(key, change(data), etag)
+            return
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
+    raise StoreError(f"{key}: still changing after {attempts} attempts; update lost")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -49,6 +49,7 @@ class WrittenRecord:
     length: int
     record_id: str
     payload_digest: str | None = None
+    profile: str | None = None  # a revisit record's WARC-Profile
 
 
 class HashingFile:
@@ -101,15 +102,17 @@ class WarcFile:
         content_type: str | None = None,
         record_id: str | None = None,
         digests: bool = True,
+        payload_digest: str | None = None,
     ) -> WrittenRecord:
         """Append a record: the named fields, then digests, Content-Type and Content-Length.
 
         `block` is the record's content in parts (for HTTP records: head, then payload); the
-        payload digest covers every part after the first.
+        payload digest covers every part after the first (pass it when already computed).
         """
         record_id = record_id or new_record_id()
         length = sum(len(p) for p in block)
-        payload_digest = sha1_digest(*block[1:]) if digests and len(block) > 1 else None
+        if digests and len(block) > 1:
+            payload_digest = payload_digest or sha1_digest(*block[1:])
         header = [f"{WARC_VERSION}\r\n", f"WARC-Type: {record_type}\r\n",
                   f"WARC-Record-ID: {record_id}\r\n"]
         header += [f"{name}: {value}\r\n" for name, value in fields]
@@ -130,6 +133,7 @@ class WarcFile:
                 self._out.write(gz.compress(view[start : start + _CHUNK]))
         self._out.write(gz.compress(b"\r\n\r\n"))
         self._out.write(gz.flush())
+        self._out.flush()  # a killed crawl leaves whole records on disk, but for the last one
         return WrittenRecord(self.key, offset, self._out.position - offset, record_id,
                              payload_digest)
 

@@ -34,6 +34,9 @@ from crawler.discovery import Candidate, NotADiscoveryDocument, feed_links, pars
 from crawler.job import CrawlJob
 from crawler.links import page_links, rel_links
 from crawler.politeness import outlet_stat
+from crawler.resume import reset_queue
+from crawler.run import ArchiveRun
+from crawler.state import conditional_headers, is_due
 from crawler.urls import HostScope, canonical_url
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ _LD_JSON = re.compile(rb"<script\b[^>]*application/ld\+json[^>]*>(.*?)</script>"
                       re.IGNORECASE | re.DOTALL)
 _DATED_ARTICLE = re.compile(rb"<article\b.*?(?:<time\b[^>]*\bdatetime|itemprop\s*=\s*[\"']?"
                             rb"datePublished)", re.IGNORECASE | re.DOTALL)
-_PRIORITY = {"sitemap": 30, "feed": 30, "start": 20, "link": 10, "candidate": 0}
+_PRIORITY = {"sitemap": 30, "feed": 30, "start": 20, "link": 10, "candidate": 0, "recheck": 0}
 
 
 class OutletSpider(scrapy.Spider):
@@ -81,7 +84,9 @@ class OutletSpider(scrapy.Spider):
         crawler.settings.set("ROBOTSTXT_OBEY", any(o.crawl.obey_robots for o in job.outlets),
                              priority="spider")
         if not crawler.settings.get("JOBDIR"):
-            crawler.settings.set("JOBDIR", str(job.jobdir), priority="spider")
+            if job.resume:
+                reset_queue(job)
+            crawler.settings.set("JOBDIR", str(job.queue_dir), priority="spider")
         crawler.signals.connect(spider.robots_parsed, signal=signals.robots_parsed)
         return spider
 
@@ -98,6 +103,17 @@ class OutletSpider(scrapy.Spider):
             for url in outlet.start_urls:
                 if request := self._request(outlet, url, "start", depth=0):
                     yield request
+        for url, entry in list(self.archived.items()):
+            outlet = self.outlets.get(entry.get("outlet", ""))
+            if outlet and entry.get("article") and (self.job.recheck or is_due(
+                    entry, outlet.crawl.recheck)):
+                if request := self._request(outlet, url, "recheck"):
+                    yield request
+
+    @property
+    def archived(self) -> dict[str, dict[str, Any]]:
+        """What the archive holds for each URL (read when the crawl opened)."""
+        return ArchiveRun.from_crawler(self.crawler).state
 
     def _request(self, outlet: OutletConfig, url: str, source: str, *, depth: int = 0,
                  callback: Any = None, listed: Candidate | None = None
@@ -118,9 +134,18 @@ class OutletSpider(scrapy.Spider):
             self._count(outlet, "skipped/max_pages")
             return None
         self._seen.add(digest)
+        archived = self.archived.get(url) if is_page else None
+        if archived and archived.get("article"):
+            if not (self.job.recheck or source == "recheck"
+                    or is_due(archived, outlet.crawl.recheck)):
+                self._count(outlet, "skipped/archived")
+                return None
         if is_page:
             self._pages[outlet.name] += 1
             self._count(outlet, f"candidates/{source}")
+        headers = {"User-Agent": outlet.crawl.user_agent}
+        if archived and archived.get("article"):
+            headers.update(conditional_headers(archived))
         meta = {"outlet": outlet.name, "source": source, "hops": depth,
                 "download_timeout": outlet.crawl.download_timeout,
                 "max_page_size": outlet.crawl.max_page_size,
@@ -131,7 +156,7 @@ class OutletSpider(scrapy.Spider):
             meta["dont_obey_robotstxt"] = True
         return scrapy.Request(url, callback=callback or self.parse, errback=self.failed,
                               meta=meta, priority=_PRIORITY["candidate" if listed else source],
-                              headers={"User-Agent": outlet.crawl.user_agent})
+                              headers=headers)
 
     def failed(self, failure: Failure) -> None:
         """Count what did not reach a callback: a body over max_page_size once decoded (a
@@ -143,7 +168,9 @@ class OutletSpider(scrapy.Spider):
         if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
             self._count(outlet, "refused/too_large")
         elif failure.check(HttpError):
-            pass  # counted by status where it was downloaded
+            if failure.value.response.status == 304:  # type: ignore[union-attr]
+                self._count(outlet, "articles/unchanged")  # a revisit record, no new text
+            # other statuses are counted where they were downloaded
         elif not failure.check(IgnoreRequest):
             logger.warning("%s: %s failed: %s", outlet.name, request.url, failure.value)
 
@@ -196,9 +223,16 @@ class OutletSpider(scrapy.Spider):
         if "download_stopped" in response.flags:
             return  # cut off at max_page_size: captured as truncated, not extracted
         source = response.meta["source"]
-        listed = source in ("feed", "sitemap")
+        listed = source in ("feed", "sitemap", "recheck")
+        capture = response.meta[CAPTURE_META]
         if self.is_article(outlet, response.url, response.body, listed):
+            if capture["revisit"]:
+                self._count(outlet, "articles/unchanged")
+                return  # the archive holds this very payload: no new text
+            if capture.get("text_stored"):
+                return  # a resumed crawl: extracted before the interruption
             self._count(outlet, "articles")
+            archived = self.archived.get(response.url) or {}
             yield {
                 "url": response.url,
                 "outlet": outlet.name,
@@ -209,7 +243,8 @@ class OutletSpider(scrapy.Spider):
                 "prune": outlet.prune,
                 "listed_date": response.meta.get("listed_date"),
                 "canonical_url": _canonical_link(response.url, response.body),
-                "capture": response.meta[CAPTURE_META],
+                "capture": capture,
+                "previous_text": archived.get("text"),
             }
             return  # articles are leaves: their links are not followed
         if source == "start":

@@ -5,6 +5,7 @@ renders the replayed article, and stopping replay leaves no pywb behind."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
 import shutil
@@ -235,12 +236,14 @@ def test_s3_replay_renders_in_chromium(s3_replay: Replay, tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def local_archive(outlet: Outlet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Two completed crawls of the fixture outlet, and an incomplete one (no manifest)."""
+    """Two completed crawls of the fixture outlet (the second re-checks every article: revisit
+    records), and an incomplete one (no manifest)."""
     work = tmp_path_factory.mktemp("replay-local")
     archive = work / "archive"
     config = write_config(work / "outlets.toml", outlet.url, str(archive))
-    for job in ("morning", "evening"):
-        crawl = run_cli("crawl", "-c", str(config), "--job", job)
+    for job, options in (("morning", ()), ("evening", ("--recheck",))):
+        time.sleep(1)  # a capture time of its own, to the second
+        crawl = run_cli("crawl", "-c", str(config), "--job", job, *options)
         assert crawl.returncode == 0, crawl.stderr + crawl.stdout
     (evening,) = (archive / "crawls").glob("evening-*")
     unfinished = evening.with_name(evening.name.replace("evening", "night"))
@@ -254,9 +257,9 @@ def test_local_replay_serves_every_completed_crawl(local_archive: dict[str, Any]
     replay = start_replay("-c", str(local_archive["config"]), log=tmp_path / "replay.log")
     try:
         rows = home_rows(replay)
-        assert_lists_articles(rows, outlet, copies=2)  # the unfinished crawl is not served
-        for url in {r["url"] for r in rows}:  # each crawl's link leads to its own capture
-            assert len({r["href"] for r in rows if r["url"] == url}) == 2
+        # one row per article text: the evening found every article unchanged (no new text),
+        # and the unfinished crawl is not served
+        assert_lists_articles(rows, outlet, copies=1)
         for row in rows:
             status, headers, body = replayed_original(replay, row)
             assert status == 200, body[:300]
@@ -268,6 +271,25 @@ def test_local_replay_serves_every_completed_crawl(local_archive: dict[str, Any]
         timestamp = rows[0]["href"].split("/")[1]
         status, _, _ = fetch(f"{replay.url}/archive/{timestamp}id_/{outlet.url}missing.html")
         assert status == 404
+        # the evening's revisits: an unchanged page replays with the morning's bytes at the
+        # evening's time; an article the server said was not modified (304) replays as its
+        # full capture, not as an empty 304
+        (evening,) = local_archive["archive"].glob("crawls/evening-*")
+        index = [json.loads(line.split(" ", 2)[2]) | {"ts": line.split(" ")[1]}
+                 for path in evening.glob("index/*.cdxj") for line in path.read_text().splitlines()]
+        revisits = {r["url"]: r for r in index if r["mime"] == "warc/revisit"}
+        home = revisits[outlet.url]
+        status, headers, body = fetch(f"{replay.url}/archive/{home['ts']}id_/{outlet.url}", ACCEPT)
+        assert status == 200
+        assert parsedate_to_datetime(headers["Memento-Datetime"]).strftime("%Y%m%d%H%M%S") == \
+            home["ts"]
+        assert gzip.decompress(body) == (outlet.root / "index.html").read_bytes()
+        for article in EXPECTED["articles"]:
+            url = outlet.url.rstrip("/") + article["path"]
+            assert revisits[url]["status"] == "304"
+            status, _, body = fetch(f"{replay.url}/archive/{revisits[url]['ts']}id_/{url}", ACCEPT)
+            assert status == 200
+            assert gzip.decompress(body) == (outlet.root / article["path"].lstrip("/")).read_bytes()
     finally:
         code = replay.stop(signal.SIGINT)  # Ctrl-C
     assert code == 0, replay.output()

@@ -1,0 +1,288 @@
+"""Resuming a crawl that was killed mid-way (``newsarchive crawl --resume``).
+
+Scrapy's JOBDIR keeps its request queue consistent only across a clean stop; after a kill -9
+it cannot be trusted. The crawl's own files can: WARC records are flushed one by one, text
+records too, and every finished file is listed in the work directory. So a resumed crawl, under
+the same crawl id:
+
+1. repairs what the kill left half-written (``crawler.repair``): complete records are kept, a
+   torn trailing one is cut, the WARC is closed and indexed, its text shard salvaged; these
+   files and those finished before the kill are listed in the manifest and uploaded;
+2. runs discovery again from the start, but every URL it already captured is answered from its
+   own WARC record instead of the network (``ArchivedResponseMiddleware``): feeds, sitemaps and
+   sections yield the same links again, an article whose text is stored is not extracted twice,
+   one whose text the kill lost is extracted from its capture. Nothing is fetched twice; what
+   was not fetched yet is fetched now.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scrapy import Request, signals
+from scrapy.crawler import Crawler
+from scrapy.http import Headers, Response
+from scrapy.responsetypes import responsetypes
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import threads
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.archive import TextStats
+from crawler.capture import ARCHIVED_FLAG, CAPTURE_META
+from crawler.cdxj import write_sorted
+from crawler.config import ArchiveConfig
+from crawler.job import JOB_FILE, CrawlJob
+from crawler.repair import index_lines, repair_warc, salvage_text
+from crawler.run import FILES_NAME, REVISIT_NOT_MODIFIED, ArchiveRun, FileEntry
+from crawler.spool import JOBS_DIR, MANIFEST_NAME, default_spool_dir
+from crawler.store import ArchiveStore, sha256_file
+
+logger = logging.getLogger(__name__)
+
+_SERIAL = re.compile(r"-(\d{5})-[^/]*$")
+
+
+def interrupted_crawls(archive: ArchiveConfig, uri: str, store: ArchiveStore
+                       ) -> list[dict[str, Any]]:
+    """Crawls killed before they committed, oldest first: their saved job (``job.json``) with
+    ``jobdir``. A crawl whose manifest exists (here or in the store) is not one of them."""
+    spool = default_spool_dir(archive, uri)
+    found = []
+    for job_file in sorted((spool / JOBS_DIR).glob(f"*/{JOB_FILE}")):
+        crawl_id = job_file.parent.name
+        manifest = f"crawls/{crawl_id}/{MANIFEST_NAME}"
+        if (spool / manifest).exists() or store.stat(manifest) is not None:
+            continue
+        try:
+            saved = json.loads(job_file.read_text("utf-8"))
+        except ValueError:
+            continue
+        found.append({**saved, "jobdir": job_file.parent})
+    return sorted(found, key=lambda s: s["started"])
+
+
+def find_interrupted(job: CrawlJob, which: str, store: ArchiveStore) -> Path | None:
+    """The work directory of the crawl to resume: `which` is a crawl id, or ``latest`` for the
+    newest interrupted crawl of the job's name."""
+    crawls = interrupted_crawls(job.config.archive, job.archive_uri, store)
+    if which != "latest":
+        return next((c["jobdir"] for c in crawls if c["crawl_id"] == which), None)
+    mine = [c for c in crawls if c["job"] == job.name]
+    return mine[-1]["jobdir"] if mine else None
+
+
+# ---------------------------------------------------------------- repair of the crawl's files
+
+
+def recover_files(run: ArchiveRun) -> tuple[list[FileEntry], int]:
+    """The crawl's finished files (from its file list) plus those its shards left unfinished,
+    repaired; and the next free shard serial."""
+    listed = {e.key: e for e in _listed_files(run.job.jobdir / FILES_NAME)}
+    spool_dir = run.spool.path(run.prefix)
+    basenames = {_basename(p.name) for p in spool_dir.glob("*/*") if _basename(p.name)}
+    basenames |= {_basename(k.rsplit("/", 1)[1]) for k in listed}
+    entries = list(listed.values())
+    for basename in sorted(basenames):
+        keys = _shard_keys(run.prefix, basename)
+        if all(k in listed for k in keys.values()):
+            continue
+        entries.extend(e for e in _finish_unfinished(run, basename, keys) if e.key not in listed)
+    serials = [int(m.group(1)) for b in basenames if (m := _SERIAL.search(b))]
+    return entries, max(serials, default=-1) + 1
+
+
+def _finish_unfinished(run: ArchiveRun, basename: str, keys: dict[str, str]
+                       ) -> Iterator[FileEntry]:
+    """Close, index and salvage one shard the kill interrupted."""
+    warc = run.spool.path(keys["warc"])
+    open_warc = warc.with_name(warc.name + ".open")
+    if open_warc.exists():
+        repaired = repair_warc(open_warc, warc)
+        logger.warning("%s: repaired, %d record(s) kept, %d byte(s) cut", keys["warc"],
+                       repaired.records, repaired.cut)
+    index = run.spool.path(keys["index"])
+    unsorted = index.with_name(index.name + ".unsorted")
+    text = run.spool.path(keys["text"])
+    open_text = text.with_name(text.name + ".open")
+    if not warc.exists():  # nothing of it survived (or it was uploaded: then it is listed)
+        for leftover in (unsorted, open_text):
+            leftover.unlink(missing_ok=True)
+        return
+    lines = list(index_lines(warc, keys["warc"]))
+    if unsorted.exists() or not index.exists():
+        unsorted.write_text("".join(lines), "utf-8")
+        write_sorted(unsorted, index)
+        unsorted.unlink()
+    if open_text.exists():
+        salvage_text(open_text, text)
+    elif not text.exists():
+        text.write_bytes(gzip.compress(b"", mtime=0))
+    revisits = Counter("revisits/" + ("server-not-modified" if '"status": "304"' in line
+                                      else "identical-payload-digest")
+                       for line in lines if '"mime": "warc/revisit"' in line)
+    yield FileEntry(keys["warc"], warc.stat().st_size, sha256_file(warc), "warc",
+                    {"records": len(lines), "revisits": dict(revisits)})
+    yield FileEntry(keys["index"], index.stat().st_size, sha256_file(index), "index")
+    yield FileEntry(keys["text"], text.stat().st_size, sha256_file(text), "text",
+                    _text_metadata(text))
+
+
+def _listed_files(path: Path) -> Iterator[FileEntry]:
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    for line in lines:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue  # torn by the kill: that shard is finished again from its files
+        yield FileEntry(data.pop("key"), data.pop("size"), data.pop("sha256"), data.pop("kind"),
+                        data)
+
+
+def _shard_keys(prefix: str, basename: str) -> dict[str, str]:
+    return {"warc": f"{prefix}/warc/{basename}.warc.gz",
+            "index": f"{prefix}/index/{basename}.cdxj",
+            "text": f"{prefix}/text/{basename}.jsonl.gz"}
+
+
+def _basename(name: str) -> str | None:
+    for suffix in (".warc.gz", ".cdxj", ".jsonl.gz"):
+        for tail in ("", ".open", ".unsorted", ".part"):
+            if name.endswith(suffix + tail):
+                return name[: -len(suffix + tail)]
+    return None
+
+
+def _text_metadata(path: Path) -> dict[str, Any]:
+    stats = TextStats()
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            stats.add(json.loads(line))
+    return stats.metadata()
+
+
+# ---------------------------------------------------------------- what the crawl already holds
+
+
+@dataclass(frozen=True)
+class Captured:
+    warc_file: str
+    offset: int
+    length: int
+
+
+class CrawlContents:
+    """The URLs a crawl captured (from its CDXJ indexes) and those it has text for."""
+
+    def __init__(self, run: ArchiveRun, entries: list[FileEntry]) -> None:
+        self.captures: dict[str, Captured] = {}
+        self.texts: set[str] = set()
+        for entry in entries:
+            if entry.kind == "index":
+                for line in _read(run, entry.key).splitlines():
+                    fields = json.loads(line.split(b" ", 2)[2])
+                    self.captures.setdefault(fields["url"], Captured(
+                        fields["filename"], int(fields["offset"]), int(fields["length"])))
+            elif entry.kind == "text":
+                self.texts.update(json.loads(line)["url"] for line in
+                                  gzip.decompress(_read(run, entry.key)).splitlines())
+
+
+def _read(run: ArchiveRun, key: str) -> bytes:
+    """A small file of the crawl: from the spool while it waits there, else from the store."""
+    path = run.spool.path(key)
+    if path.exists():
+        return path.read_bytes()
+    with run.store.open(key) as f:
+        return f.read()
+
+
+def read_record(run: ArchiveRun, warc_file: str, offset: int, length: int) -> Any:
+    """One WARC record of the crawl (spool first, then the store), parsed, payload read."""
+    path = run.spool.path(warc_file)
+    if path.exists():
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(length)
+    else:
+        data = run.store.read_range(warc_file, offset, length)
+    record = next(iter(ArchiveIterator(io.BytesIO(data))))
+    # the payload as received (Content-Encoding kept), as a live response would bring it
+    record.payload = record.raw_stream.read() if record.rec_type == "response" else b""
+    return record
+
+
+# ---------------------------------------------------------------- the middleware
+
+
+class ArchivedResponseMiddleware:
+    """In a resumed crawl, answer the URLs the crawl already captured from its own WARC."""
+
+    def __init__(self, crawler: Crawler, run: ArchiveRun) -> None:
+        self.crawler = crawler
+        self.run = run
+        self.contents: CrawlContents | None = None
+        if run.job.resume:
+            crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ArchivedResponseMiddleware:
+        return cls(crawler, ArchiveRun.from_crawler(crawler))
+
+    async def spider_opened(self) -> None:
+        entries, serial = await threads.deferToThread(recover_files, self.run)
+        await maybe_deferred_to_future(self.run.adopt(entries, serial))
+        self.contents = await threads.deferToThread(CrawlContents, self.run, entries)
+        logger.info("resuming %s: %d file(s) kept, %d URL(s) already captured",
+                    self.run.crawl_id, len(entries), len(self.contents.captures))
+
+    async def process_request(self, request: Request) -> Response | None:
+        captured = self.contents.captures.get(request.url) if self.contents else None
+        if captured is None:
+            return None
+        response = await threads.deferToThread(self._archived_response, request, captured)
+        self.crawler.stats.inc_value("newsarchive/resumed/from_archive")
+        return response
+
+    def _archived_response(self, request: Request, captured: Captured) -> Response:
+        record = read_record(self.run, captured.warc_file, captured.offset, captured.length)
+        head, http = record.rec_headers, record.http_headers
+        profile = head.get_header("WARC-Profile") if record.rec_type == "revisit" else None
+        body = record.payload
+        if profile and profile != REVISIT_NOT_MODIFIED:  # the payload is the earlier capture's
+            original = self.run.state.get(request.url) or {}
+            if original.get("warc_file"):
+                body = read_record(self.run, original["warc_file"], original["warc_offset"],
+                                   original["warc_length"]).payload
+        request.meta[CAPTURE_META] = {
+            "warc_file": captured.warc_file,
+            "warc_offset": captured.offset,
+            "warc_length": captured.length,
+            "warc_record_id": head.get_header("WARC-Record-ID"),
+            "payload_digest": head.get_header("WARC-Payload-Digest"),
+            "fetched_at": head.get_header("WARC-Date")[:19] + "Z",
+            "revisit": profile,
+            "text_stored": request.url in self.contents.texts,  # type: ignore[union-attr]
+        }
+        headers = Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in http.headers])
+        cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
+        return cls(url=request.url, status=int(http.get_statuscode()), headers=headers,
+                   body=body, request=request, flags=[ARCHIVED_FLAG])
+
+
+def reset_queue(job: CrawlJob) -> None:
+    """Drop Scrapy's request queue of a killed crawl: its state on disk is only consistent
+    after a clean stop. Discovery runs again instead (see the module docstring)."""
+    shutil.rmtree(job.queue_dir, ignore_errors=True)

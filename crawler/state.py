@@ -1,0 +1,152 @@
+"""Incremental-crawl state: what the archive already holds for every URL, kept in the archive.
+
+``state/urls/{outlet}/{h}.jsonl.gz`` (``h``: first hex digit of the URL's sha1, 16 shards per
+outlet) holds one JSON object per URL: its latest full capture (payload digest, archive key,
+offset, length, record id, WARC-Date), the validators the server gave (ETag, Last-Modified),
+when it was first seen and last checked, whether it is an article, and its latest text
+(revision, digest, the capture it came from).
+
+A crawl reads its outlets' shards when it opens and appends what it learns to a local journal as
+it goes (a flushed line per observation, so a killed crawl keeps what it captured). Once its
+manifest is committed, the journal is merged into the shards, each with a compare-and-swap
+(``update_object``): two crawls of a job, or several workers of one, never lose each other's
+updates, and no truth lives only in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from crawler.store import ArchiveStore, update_object
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "state/urls"
+SHARD_DIGITS = 1  # 16 shards per outlet
+
+
+def shard_key(outlet: str, url: str) -> str:
+    digit = hashlib.sha1(url.encode()).hexdigest()[:SHARD_DIGITS]
+    return f"{PREFIX}/{outlet}/{digit}.jsonl.gz"
+
+
+def load_state(store: ArchiveStore, outlets: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Every URL's entry for the given outlets, by URL."""
+    entries: dict[str, dict[str, Any]] = {}
+    for outlet in outlets:
+        for info in store.list(f"{PREFIX}/{outlet}/"):
+            current = store.get_versioned(info.key)
+            if current:
+                entries.update((e["url"], e) for e in _entries(current[0]))
+    return entries
+
+
+def merge_entry(old: dict[str, Any] | None, update: dict[str, Any]) -> dict[str, Any]:
+    """An observation applied to an entry: newer fields win, ``first_seen`` stays the first."""
+    merged = {**(old or {}), **update}
+    if old and old.get("first_seen"):
+        merged["first_seen"] = min(old["first_seen"], update.get("first_seen") or "~")
+    return merged
+
+
+def merge_journal(store: ArchiveStore, journal: Path) -> int:
+    """Merge a crawl's journal into the archive's state; returns the number of URLs updated."""
+    by_shard: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for update in read_journal(journal):
+        urls = by_shard[shard_key(update["outlet"], update["url"])]
+        urls[update["url"]] = merge_entry(urls.get(update["url"]), update)
+    for key, updates in sorted(by_shard.items()):
+        update_object(store, key, lambda data, updates=updates: _apply(data, updates))
+    return sum(len(u) for u in by_shard.values())
+
+
+def read_journal(path: Path) -> Iterator[dict[str, Any]]:
+    """The journal's observations; a line torn by a crash is skipped."""
+    try:
+        f = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            try:
+                update = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(update, dict) and update.get("url") and update.get("outlet"):
+                yield update
+
+
+class Journal:
+    """The crawl's local log of state observations, appended on the writer thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def write(self, update: dict[str, Any]) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")
+        self._file.write(json.dumps(update, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def next_check(entry: dict[str, Any], intervals: Iterable[int]) -> datetime | None:
+    """When an archived article is next due for a re-check: the first point of the decaying
+    schedule (``first_seen`` + each interval) after its last check; None once all have passed."""
+    first, last = entry.get("first_seen"), entry.get("last_checked")
+    if not first:
+        return None
+    first_seen, last_checked = _parse(first), _parse(last or first)
+    points = (first_seen + timedelta(seconds=s) for s in intervals)
+    return next((p for p in points if p > last_checked), None)
+
+
+def is_due(entry: dict[str, Any], intervals: Iterable[int], now: datetime | None = None) -> bool:
+    due = next_check(entry, intervals)
+    return due is not None and due <= (now or datetime.now(UTC))
+
+
+def conditional_headers(entry: dict[str, Any]) -> dict[str, str]:
+    """If-None-Match / If-Modified-Since from the validators of the archived capture."""
+    headers = {}
+    if entry.get("etag"):
+        headers["If-None-Match"] = entry["etag"]
+    if entry.get("last_modified"):
+        headers["If-Modified-Since"] = entry["last_modified"]
+    return headers
+
+
+def _apply(data: bytes, updates: dict[str, dict[str, Any]]) -> bytes:
+    entries = {e["url"]: e for e in _entries(data)}
+    for url, update in updates.items():
+        entries[url] = merge_entry(entries.get(url), update)
+    lines = (json.dumps(entries[url], ensure_ascii=False, sort_keys=True) + "\n"
+             for url in sorted(entries))
+    return gzip.compress("".join(lines).encode("utf-8"), mtime=0)
+
+
+def _entries(data: bytes) -> Iterator[dict[str, Any]]:
+    if not data:
+        return
+    for line in gzip.decompress(data).splitlines():
+        entry = json.loads(line)
+        if isinstance(entry, dict) and entry.get("url"):
+            yield entry
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
