@@ -260,7 +260,7 @@ class Verifier:
                     record.rec_type, headers.get_header("WARC-Target-URI"),
                     records.get_record_length(), headers.get_header("WARC-Record-ID"),
                     headers.get_header("WARC-Payload-Digest"))
-                scan.responses += record.rec_type == "response"
+                scan.responses += record.rec_type in ("response", "revisit")  # one per exchange
                 self.records += 1
         except Exception as exc:  # any damage warcio trips over: name where, and go on
             from warcio.exceptions import ArchiveLoadFailed
@@ -271,7 +271,7 @@ class Verifier:
             self.problem(key, f"record at offset {records.offset}: {why}; the rest of the "
                               "file cannot be parsed")
         if scan.broken_at is None and "records" in entry and entry["records"] != scan.responses:
-            self.problem(key, f"{scan.responses} response records, the manifest says "
+            self.problem(key, f"{scan.responses} response/revisit records, the manifest says "
                               f"{entry['records']}")
         return scan
 

@@ -43,6 +43,7 @@ def test_good_config_loads(tmp_path: Path) -> None:
     assert outlet.crawl.user_agent.startswith("newsarchive/0.1")
     assert outlet.deny == ("/tag/", "/page/")
     assert outlet.domains == ("example.org",)
+    assert outlet.crawl.recheck == (3600, 6 * 3600, 86400, 7 * 86400)  # the default policy
 
 
 @pytest.mark.parametrize(("change", "key", "problem"), [
@@ -58,6 +59,10 @@ def test_good_config_loads(tmp_path: Path) -> None:
     (('prune = [".comments", ".price-list"]', 'prune = ["div[["]'), "outlets[0].prune[0]",
      "invalid CSS selector"),
     (('uri = "s3://news-archive/v1"', "uri = 5"), "archive.uri", "expected a non-empty string"),
+    (("max_pages = 100", 'max_pages = 100\nrecheck = ["1h", "soon"]'), "crawl.recheck",
+     "'soon' is not a duration"),
+    (('name = "serverflow"', 'name = "serverflow"\nrecheck = ["1d", "6h"]'),
+     "outlets[0].recheck", "durations must grow"),
 ])
 def test_bad_config_names_file_key_and_problem(tmp_path: Path, change: tuple[str, str],
                                                key: str, problem: str) -> None:

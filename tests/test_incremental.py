@@ -151,6 +151,10 @@ def test_second_run_stores_revisits_and_one_new_version(tmp_path: Path, handler:
                     .glob("*.cdxj"))
     assert index.count('"mime": "warc/revisit"') == revisits
 
+    # verify re-reads both crawls: revisit records count as the exchanges they are
+    verify = run_cli("verify", "--archive", str(archive))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
     # the dump has every article once, the changed one with its new text
     dump = run_cli("dump", "--archive", str(archive))
     docs = [json.loads(line) for line in dump.stdout.splitlines()]
