@@ -118,10 +118,9 @@ class WarcScan:
     key: str
     records: dict[int, StoredRecord] = field(default_factory=dict)
     responses: int = 0
-    broken_at: int | None = None  # unreadable from this offset on
-
-    def checkable(self, offset: int) -> bool:
-        return self.broken_at is None or offset < self.broken_at
+    missing: bool = False  # the object is not there: pointers into it cannot be checked
+    damaged: set[int] = field(default_factory=set)  # offsets of records that failed: the
+    # pass may have lost its way after them
 
 
 # ---------------------------------------------------------------- the checks
@@ -180,7 +179,7 @@ class Verifier:
             scan = None
             for entry in group:
                 if entry["kind"] == "warc":  # pointers into an unreadable WARC: not checkable
-                    scan = WarcScan(entry["key"], broken_at=0)
+                    scan = WarcScan(entry["key"], missing=True)
                 if entry["key"] not in stored:
                     self.problem(entry["key"], "missing (listed in a manifest)")
                 elif entry["kind"] == "warc":
@@ -249,6 +248,7 @@ class Verifier:
                 headers = record.rec_headers
                 checker = record.digest_checker
                 for problem in checker.problems:
+                    scan.damaged.add(offset)
                     self.problem(key, f"record at offset {offset} ({record.rec_type} "
                                       f"{headers.get_header('WARC-Target-URI')}): {problem}")
                 if checker.passed is None and record.rec_type != "revisit" and (
@@ -265,12 +265,12 @@ class Verifier:
         except Exception as exc:  # any damage warcio trips over: name where, and go on
             from warcio.exceptions import ArchiveLoadFailed
 
-            scan.broken_at = records.offset
+            scan.damaged.add(records.offset)
             why = ("no WARC record here: its gzip member or headers are damaged"
                    if isinstance(exc, ArchiveLoadFailed) else f"unreadable: {_short(exc)}")
             self.problem(key, f"record at offset {records.offset}: {why}; the rest of the "
                               "file cannot be parsed")
-        if scan.broken_at is None and "records" in entry and entry["records"] != scan.responses:
+        if not scan.damaged and "records" in entry and entry["records"] != scan.responses:
             self.problem(key, f"{scan.responses} response/revisit records, the manifest says "
                               f"{entry['records']}")
         return scan
@@ -334,13 +334,18 @@ class Verifier:
 
     def _record(self, scan: WarcScan | None, warc_key: str, offset: int,
                 length: int) -> StoredRecord | None | object:
-        """The record at a WARC offset: from this pass over the WARC, or by a ranged read."""
+        """The record at a WARC offset: from this pass over the WARC, or by a ranged read (for
+        another WARC, or past damage that may have thrown the pass off the record boundaries:
+        one damaged gzip member must not hide the sound records after it)."""
         if scan is not None and scan.key == warc_key:
-            return scan.records.get(offset) if scan.checkable(offset) else _UNCHECKABLE
+            if scan.missing or offset in scan.damaged:
+                return _UNCHECKABLE  # nothing to say beyond the problem already reported
+            if offset in scan.records or not scan.damaged:
+                return scan.records.get(offset)
         return _read_one(self.store, warc_key, offset, length)
 
 
-_UNCHECKABLE = object()  # the pointer goes into a part of a WARC that could not be parsed
+_UNCHECKABLE = object()  # the pointer leads to a missing WARC or a damaged record
 
 
 def _read_one(store: ArchiveStore, warc_key: str, offset: int, length: int
