@@ -17,7 +17,10 @@ The steps, in order:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
@@ -237,7 +240,24 @@ def detect_language(text: str) -> str | None:
     return lang
 
 
-def warm_up() -> None:
-    """Import and initialise the heavy parts once per worker process."""
+def warm_up(parent_pid: int | None = None) -> None:
+    """Import and initialise the heavy parts once per worker process; with `parent_pid`, the
+    worker also exits once that process is gone (killed crawl: no orphaned pool)."""
+    if parent_pid:
+        threading.Thread(target=_exit_without, args=(parent_pid,), daemon=True,
+                         name="parent-watch").start()
     detect_language("warm up the language model with a sentence of plain text")
     extract_document("<html><body><article><p>" + "Warm up. " * 40 + "</p></article></body></html>")
+
+
+def _exit_without(pid: int, every: float = 1.0) -> None:
+    """A pool worker of a process killed with SIGKILL waits on its task queue forever (and keeps
+    the forkserver alive): leave when the process that started the pool is gone."""
+    while True:
+        time.sleep(every)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid was reused by another user's process
+            os._exit(1)

@@ -39,6 +39,7 @@ class ExtractionPipeline:
             max_workers=workers,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=warm_up,
+            initargs=(os.getpid(),),
         )
         # The executor keeps every submitted page until a worker takes it: bound what waits, so
         # a slow pool holds back the scraper (and so the downloader) instead of filling memory.

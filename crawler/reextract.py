@@ -313,6 +313,7 @@ class ExtractionPool:
 
         self.workers = workers
         self.executor = ProcessPoolExecutor(max_workers=workers, initializer=warm_up,
+                                            initargs=(os.getpid(),),
                                             mp_context=multiprocessing.get_context("forkserver"))
 
     def __enter__(self) -> ExtractionPool:

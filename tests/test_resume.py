@@ -30,6 +30,29 @@ class SlowHandler(LoggingHandler):
         super().do_GET()
 
 
+def descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 @pytest.mark.parametrize("resume", [("crawl", "--resume"), ("schedule", "--once")],
                          ids=["crawl-resume", "schedule-restart"])
 def test_sigkill_mid_crawl_then_resume(tmp_path: Path, resume: tuple[str, str]) -> None:
@@ -66,8 +89,14 @@ schedule = "0 0 1 1 *"
                 break
             time.sleep(0.05)
         assert crawl.poll() is None, "the crawl ended before it could be killed"
+        pool = descendants(crawl.pid)  # the extraction pool: its forkserver and workers
+        assert pool
         os.kill(crawl.pid, signal.SIGKILL)
         crawl.wait()
+        gone_by = time.monotonic() + 10
+        while any(alive(p) for p in pool) and time.monotonic() < gone_by:
+            time.sleep(0.2)
+        assert not [p for p in pool if alive(p)], "the killed crawl left processes behind"
         before_resume = len(handler.log)
 
         (crawl_dir,) = (archive / "crawls").iterdir()
