@@ -9,13 +9,11 @@ through ``ArchiveRun.from_crawler``.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import platform
 import shutil
 import socket
-import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -39,6 +37,7 @@ from crawler.spool import JOBS_DIR, MANIFEST_NAME, Spool, default_spool_dir
 from crawler.state import Journal, load_state, merge_journal
 from crawler.store import ArchiveStore, StoreError, open_store, sha256_file
 from crawler.warc import (
+    GzipLines,
     HashingFile,
     WarcFile,
     WrittenRecord,
@@ -82,7 +81,7 @@ class _TextShard:
     path: Path
     key: str
     hashing: HashingFile
-    gz: IO[bytes]
+    lines: GzipLines
     stats: TextStats = field(default_factory=TextStats)
 
 
@@ -237,8 +236,7 @@ class ArchiveRun:
         text_path = self.spool.path(text_key)
         text_path.parent.mkdir(parents=True, exist_ok=True)
         hashing = HashingFile(text_path.with_name(text_path.name + ".open"))
-        text = _TextShard(text_path, text_key, hashing,
-                          gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0))  # type: ignore[arg-type]
+        text = _TextShard(text_path, text_key, hashing, GzipLines(hashing))
         return _Shard(basename, warc, written.record_id, index_unsorted,
                       open(index_unsorted, "w", encoding="utf-8"), text)
 
@@ -315,8 +313,7 @@ class ArchiveRun:
         shard.pending_texts -= 1
         if record is not None:
             text = shard.text
-            text.gz.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-            text.gz.flush(zlib.Z_SYNC_FLUSH)  # a killed crawl leaves every whole record readable
+            text.lines.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
             text.stats.add(record)
         self._finish_ready_shards()
 
@@ -334,8 +331,7 @@ class ArchiveRun:
     def _finish_shard(self, shard: _Shard) -> None:
         """Close the text shard, sort the index, and queue the three files for upload."""
         text = shard.text
-        text.gz.close()
-        text.hashing.close()
+        text.lines.close()
         text.path.with_name(text.path.name + ".open").replace(text.path)
         index_key = f"{self.prefix}/index/{shard.basename}.cdxj"
         index_path = self.spool.path(index_key)

@@ -12,14 +12,20 @@ import base64
 import hashlib
 import os
 import uuid
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from isal import isal_zlib
+
 WARC_VERSION = "WARC/1.1"
 _CHUNK = 1 << 20
+_GZIP_WBITS = 31  # a gzip header and trailer around the deflate stream
+# gzip by ISA-L at level 2: on news pages 10x faster than zlib at level 6 for 13% more bytes
+# (0.25 vs 2.6 ms a 100 KB page; WARC compression was a fifth of the crawl process's CPU).
+# Any gzip reader reads it; bodies a server sent gzip-encoded do not shrink either way.
+COMPRESS_LEVEL = 2
 
 
 def sha1_digest(*parts: bytes) -> str:
@@ -77,7 +83,7 @@ class HashingFile:
 class WarcFile:
     """A WARC file being written; `write_record` appends one gzip-compressed record."""
 
-    def __init__(self, path: Path, key: str, compress_level: int = 6) -> None:
+    def __init__(self, path: Path, key: str, compress_level: int = COMPRESS_LEVEL) -> None:
         self.path = path
         self.key = key
         self.open_path = path.with_name(path.name + ".open")
@@ -125,7 +131,7 @@ class WarcFile:
         header.append(f"Content-Length: {length}\r\n\r\n")
 
         offset = self._out.position
-        gz = zlib.compressobj(self._level, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+        gz = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, _GZIP_WBITS)
         self._out.write(gz.compress("".join(header).encode("utf-8")))
         for part in block:
             view = memoryview(part)
@@ -144,6 +150,24 @@ class WarcFile:
         self._out.close()
         os.replace(self.open_path, self.path)
         self.closed = True
+
+
+class GzipLines:
+    """A gzip stream of lines, each flushed to the file as it is written (a sync point), so a
+    crash leaves every whole line readable; the stream is finished by `close`."""
+
+    def __init__(self, out: HashingFile, level: int = COMPRESS_LEVEL) -> None:
+        self._out = out
+        self._gz = isal_zlib.compressobj(level, isal_zlib.DEFLATED, _GZIP_WBITS)
+
+    def write(self, line: bytes) -> None:
+        self._out.write(self._gz.compress(line))
+        self._out.write(self._gz.flush(isal_zlib.Z_SYNC_FLUSH))
+        self._out.flush()
+
+    def close(self) -> None:
+        self._out.write(self._gz.flush())
+        self._out.close()
 
 
 def warcinfo_fields(info: dict[str, str]) -> bytes:

@@ -284,7 +284,8 @@ def _without_page_number(url: str) -> str:
 
 
 def _canonical_link(url: str, body: bytes) -> str | None:
-    hrefs = rel_links(body, "canonical")
+    head_end = body.find(b"</head>")  # a canonical link belongs in the head: scan only that
+    hrefs = rel_links(body, "canonical", **({"limit": head_end} if head_end > 0 else {}))
     return canonical_url(urljoin(url, hrefs[0])) if hrefs else None
 
 
