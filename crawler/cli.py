@@ -259,6 +259,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{c.crawl_id:<40} {'complete' if m else 'INCOMPLETE':<10} "
               f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
               f"{c.size / 1e6:>8.2f}MB  {', '.join(m.get('outlets', []))}")
+    if any(c.manifest is None for c in crawls):
+        print("INCOMPLETE: still running, or interrupted; `newsarchive crawl --resume CRAWL_ID` "
+              "on the machine that ran it completes an interrupted crawl")
     print_last_runs(store, sys.stdout)
     return EXIT_OK
 

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.cdxj import cdxj_line, timestamp14
+from crawler.store import fsync_dir
 from crawler.warc import HashingFile
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def repair_warc(open_path: Path, final_path: Path) -> RepairedWarc:
     with open(open_path, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(open_path, final_path)
-    _fsync_dir(final_path.parent)
+    fsync_dir(final_path.parent)
     return RepairedWarc(records, kept, cut, digest)
 
 
@@ -122,7 +123,7 @@ def salvage_text(open_path: Path, final_path: Path) -> tuple[int, str]:
                        "byte(s) of an incomplete line dropped", open_path, kept, dropped,
                        len(pending))
     os.replace(part, final_path)
-    _fsync_dir(final_path.parent)
+    fsync_dir(final_path.parent)
     open_path.unlink()
     return kept, out.sha256.hexdigest()
 
@@ -215,12 +216,3 @@ def _json_object(line: bytes) -> bool:
         return isinstance(json.loads(line), dict)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both
         return False
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: the directory entry is data too."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -32,9 +32,9 @@ from crawler import __version__
 from crawler._twisted import run_in
 from crawler.archive import TextStats
 from crawler.cdxj import cdxj_line, timestamp14, write_sorted
-from crawler.job import CrawlJob
+from crawler.job import JOB_FILE, CrawlJob
 from crawler.spool import JOBS_DIR, MANIFEST_NAME, Spool, default_spool_dir
-from crawler.state import Journal, load_state, merge_journal
+from crawler.state import Journal, StateIndex, merge_journal, read_state
 from crawler.store import ArchiveStore, StoreError, open_store, sha256_file
 from crawler.warc import (
     GzipLines,
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 JOURNAL_NAME = "state.jsonl"  # in the crawl's work directory: its state observations
 FILES_NAME = "files.jsonl"  # in the crawl's work directory: the files it finished
+STATE_INDEX_NAME = "state.sqlite"  # in the crawl's work directory: the archive's URL state
 
 MANIFEST_FORMAT = "newsarchive-manifest/1"
 REVISIT_IDENTICAL = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
@@ -127,7 +128,7 @@ class ArchiveRun:
         self.files: list[FileEntry] = []
         self.counts: Counter = Counter()
         self.upload_failure: str | None = None
-        self.state: dict[str, dict[str, Any]] = {}  # the archive's URL state, read at open
+        self.state = StateIndex.build(job.jobdir / STATE_INDEX_NAME, ())  # filled at open
         self.journal = Journal(job.jobdir / JOURNAL_NAME)
         self.uploads_pending = 0
         self._serial = 0
@@ -165,8 +166,8 @@ class ArchiveRun:
         unfinished = self.spool.unfinished()
         if unfinished:
             logger.warning("spool: %d file(s) being written by another crawl, or left by an "
-                           "interrupted one, are left as they are (%s ...)", len(unfinished),
-                           unfinished[0])
+                           "interrupted one (`crawl --resume` completes it), are left as they "
+                           "are (%s ...)", len(unfinished), unfinished[0])
         if not self.job.resume:
             await maybe_deferred_to_future(run_in(self._writer, self.job.save))
         await maybe_deferred_to_future(run_in(self._uploader, self._flush_spool))
@@ -193,7 +194,9 @@ class ArchiveRun:
             await maybe_deferred_to_future(run_in(self._writer, self._close_all))
             self.result = await maybe_deferred_to_future(
                 run_in(self._uploader, self._commit, reason))
-            shutil.rmtree(self.job.queue_dir, ignore_errors=True)  # committed: no resume
+            # committed: no resume, so neither the queue nor the state's local copy is needed
+            shutil.rmtree(self.job.queue_dir, ignore_errors=True)
+            self.state.path.unlink(missing_ok=True)
             if not self.result["spooled"]:  # else the next run merges it, once files are up
                 self.result["state_urls"] = await maybe_deferred_to_future(
                     run_in(self._uploader, merge_pending_state, self.store, self.job.jobdir))
@@ -417,20 +420,21 @@ class ArchiveRun:
                     left)
 
     def _merge_earlier_state(self) -> None:
-        """Journals of earlier crawls that committed while the store was away."""
-        for journal in sorted((self.spool.root / JOBS_DIR).glob(f"*/{JOURNAL_NAME}")):
-            crawl_id = journal.parent.name
+        """Journals of earlier crawls that committed while the store was away (their work
+        directories go with them)."""
+        for job_file in sorted((self.spool.root / JOBS_DIR).glob(f"*/{JOB_FILE}")):
+            crawl_id = job_file.parent.name
             try:
                 committed = self.store.stat(f"crawls/{crawl_id}/{MANIFEST_NAME}") is not None
             except StoreError:
                 return
             if crawl_id != self.crawl_id and committed:
-                merge_pending_state(self.store, journal.parent)
+                merge_pending_state(self.store, job_file.parent)
 
     def _load_state(self) -> None:
         outlets = [o.name for o in self.job.outlets]
         try:
-            self.state = load_state(self.store, outlets)
+            self.state = StateIndex.build(self.state.path, read_state(self.store, outlets))
         except StoreError as exc:  # the crawl goes on, capturing in full
             logger.warning("incremental state not read (%s): every page is captured in full", exc)
             return

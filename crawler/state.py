@@ -6,11 +6,11 @@ offset, length, record id, WARC-Date), the validators the server gave (ETag, Las
 when it was first seen and last checked, whether it is an article, and its latest text
 (revision, digest, the capture it came from).
 
-A crawl reads its outlets' shards when it opens and appends what it learns to a local journal as
-it goes (a flushed line per observation, so a killed crawl keeps what it captured). Once its
-manifest is committed, the journal is merged into the shards, each with a compare-and-swap
-(``update_object``): two crawls of a job, or several workers of one, never lose each other's
-updates, and no truth lives only in memory.
+A crawl copies its outlets' shards into a local index (SQLite) when it opens, and appends what
+it learns to a local journal as it goes (a flushed line per observation, so a killed crawl
+keeps what it captured). Once its manifest is committed, the journal is merged into the shards,
+each with a compare-and-swap (``update_object``): two crawls of a job, or several workers of
+one, never lose each other's updates, and no truth lives only in memory.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ import gzip
 import hashlib
 import json
 import logging
-from collections import defaultdict
+import sqlite3
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -38,15 +41,53 @@ def shard_key(outlet: str, url: str) -> str:
     return f"{PREFIX}/{outlet}/{digit}.jsonl.gz"
 
 
-def load_state(store: ArchiveStore, outlets: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Every URL's entry for the given outlets, by URL."""
-    entries: dict[str, dict[str, Any]] = {}
+def read_state(store: ArchiveStore, outlets: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Every URL's entry for the given outlets, shard by shard."""
     for outlet in outlets:
         for info in store.list(f"{PREFIX}/{outlet}/"):
             current = store.get_versioned(info.key)
             if current:
-                entries.update((e["url"], e) for e in _entries(current[0]))
-    return entries
+                yield from _entries(current[0])
+
+
+class StateIndex:
+    """The archive's URL state for a crawl's outlets, copied into a local SQLite file when the
+    crawl opens: looked up by URL from any thread, never held in memory (an outlet's state
+    grows with its archive, month after month)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @classmethod
+    def build(cls, path: Path, entries: Iterable[dict[str, Any]]) -> StateIndex:
+        path.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute("CREATE TABLE state (url TEXT PRIMARY KEY, article INTEGER, data TEXT)")
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", (
+                (e["url"], bool(e.get("article")), json.dumps(e, ensure_ascii=False))
+                for e in entries))
+        return cls(path)
+
+    def get(self, url: str) -> dict[str, Any] | None:
+        row = self._db().execute("SELECT data FROM state WHERE url = ?", (url,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def articles(self) -> Iterator[dict[str, Any]]:
+        """Every archived article's entry (streamed)."""
+        with closing(sqlite3.connect(self.path)) as db:
+            for (data,) in db.execute("SELECT data FROM state WHERE article"):
+                yield json.loads(data)
+
+    def __len__(self) -> int:
+        return self._db().execute("SELECT count(*) FROM state").fetchone()[0]
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:  # one connection per thread, as sqlite3 wants
+            db = self._local.db = sqlite3.connect(self.path)
+        return db
 
 
 def merge_entry(old: dict[str, Any] | None, update: dict[str, Any]) -> dict[str, Any]:
@@ -58,14 +99,29 @@ def merge_entry(old: dict[str, Any] | None, update: dict[str, Any]) -> dict[str,
 
 
 def merge_journal(store: ArchiveStore, journal: Path) -> int:
-    """Merge a crawl's journal into the archive's state; returns the number of URLs updated."""
-    by_shard: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for update in read_journal(journal):
-        urls = by_shard[shard_key(update["outlet"], update["url"])]
-        urls[update["url"]] = merge_entry(urls.get(update["url"]), update)
-    for key, updates in sorted(by_shard.items()):
-        update_object(store, key, lambda data, updates=updates: _apply(data, updates))
-    return sum(len(u) for u in by_shard.values())
+    """Merge a crawl's journal into the archive's state; returns the number of URLs updated.
+
+    The journal is first split by state shard (beside it, on disk), then each shard's updates
+    are merged in turn: memory holds one shard's share of the crawl, however large the crawl."""
+    merged = 0
+    with tempfile.TemporaryDirectory(prefix="merge-", dir=journal.parent) as work:
+        parts: dict[str, IO[str]] = {}
+        try:
+            for update in read_journal(journal):
+                key = shard_key(update["outlet"], update["url"])
+                if key not in parts:
+                    parts[key] = open(Path(work) / f"{len(parts)}.jsonl", "w", encoding="utf-8")
+                parts[key].write(json.dumps(update, ensure_ascii=False) + "\n")
+        finally:
+            for part in parts.values():
+                part.close()
+        for key, part in sorted(parts.items()):
+            updates: dict[str, dict[str, Any]] = {}
+            for update in read_journal(Path(part.name)):
+                updates[update["url"]] = merge_entry(updates.get(update["url"]), update)
+            update_object(store, key, lambda data, updates=updates: _apply(data, updates))
+            merged += len(updates)
+    return merged
 
 
 def read_journal(path: Path) -> Iterator[dict[str, Any]]:

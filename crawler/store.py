@@ -104,7 +104,7 @@ class LocalStore:
                 dst.flush()
                 os.fsync(dst.fileno())
         os.replace(partial, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return ObjectInfo(key, target.stat().st_size, sha256)
 
     def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
@@ -116,7 +116,7 @@ class LocalStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return ObjectInfo(key, len(data), hashlib.sha256(data).hexdigest())
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -339,7 +339,8 @@ def open_store(config: ArchiveConfig, uri: str | None = None) -> ArchiveStore:
     return LocalStore(uri.removeprefix("file://"))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable: the directory entry is data too."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -36,7 +36,7 @@ from crawler.links import page_links, rel_links
 from crawler.politeness import outlet_stat
 from crawler.resume import reset_queue
 from crawler.run import ArchiveRun
-from crawler.state import conditional_headers, is_due
+from crawler.state import StateIndex, conditional_headers, is_due
 from crawler.urls import HostScope, canonical_url
 
 logger = logging.getLogger(__name__)
@@ -103,15 +103,14 @@ class OutletSpider(scrapy.Spider):
             for url in outlet.start_urls:
                 if request := self._request(outlet, url, "start", depth=0):
                     yield request
-        for url, entry in list(self.archived.items()):
+        for entry in self.archived.articles():
             outlet = self.outlets.get(entry.get("outlet", ""))
-            if outlet and entry.get("article") and (self.job.recheck or is_due(
-                    entry, outlet.crawl.recheck)):
-                if request := self._request(outlet, url, "recheck"):
+            if outlet and (self.job.recheck or is_due(entry, outlet.crawl.recheck)):
+                if request := self._request(outlet, entry["url"], "recheck"):
                     yield request
 
     @property
-    def archived(self) -> dict[str, dict[str, Any]]:
+    def archived(self) -> StateIndex:
         """What the archive holds for each URL (read when the crawl opened)."""
         return ArchiveRun.from_crawler(self.crawler).state
 

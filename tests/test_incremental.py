@@ -17,7 +17,7 @@ import pytest
 
 from crawler.config import ArchiveConfig
 from crawler.demo import OutletServer
-from crawler.state import PREFIX, is_due, load_state, merge_journal, next_check
+from crawler.state import PREFIX, is_due, merge_journal, next_check, read_state
 from crawler.store import LocalStore, S3Store
 from tests.conftest import (
     EXPECTED,
@@ -176,7 +176,7 @@ def test_incremental_state_lives_in_s3(tmp_path: Path, s3, bucket: str,  # noqa:
                    extra_archive=s3_archive(s3, tmp_path / "spool"))
     assert "finished" in run["second"].stdout
     store = s3_store(s3, archive, monkeypatch)
-    state = load_state(store, ["techwire"])
+    state = {e["url"]: e for e in read_state(store, ["techwire"])}
     changed = state[run["url"] + CHANGED]
     assert changed["article"] and changed["text"]["revision"] == 2
     assert changed["first_seen"] < changed["last_checked"]
@@ -236,6 +236,6 @@ def test_concurrent_merges_keep_every_update(tmp_path: Path, s3, bucket: str,  #
             t.start()
         for t in threads:
             t.join()
-        state = load_state(store, ["x"])
+        state = {e["url"]: e for e in read_state(store, ["x"])}
         assert len(state) == 160  # every worker's URLs, none lost to a race; torn line skipped
         assert len(list(store.list(f"{PREFIX}/x/"))) == 16
