@@ -8,10 +8,12 @@ serves it with ``python -m http.server`` in its own process on 127.0.0.1, runs
 RSS of the crawl's process tree (sampled from /proc every 0.1 s). Discovery is through the
 site's sitemap (``--discovery sitemap``, the default) or by following section links
 (``--discovery links``). ``--wget`` also runs ``wget --recursive --warc-file`` on the same site
-in the same run, for the ratio. ``--demo`` measures the bundled sample outlet.
+in the same run, for the ratio. ``--again`` crawls each site a second time with ``--recheck``
+(an incremental re-crawl: conditional requests, revisit records). ``--demo`` measures the
+bundled sample outlet.
 
 usage: benchmarks/crawl.py [--articles 2000 10000 ...] [--discovery sitemap|links] [--wget]
-                           [--demo] [--site-script PATH]
+                           [--again] [--demo] [--site-script PATH]
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, float]:
             "cpu_children": sum(cpu.values()) / hz}
 
 
-def crawl(source: str, work: Path, name: str, allow: str) -> dict[str, float]:
-    """`source` is an outlet's discovery lines, e.g. ``sitemaps = ["..."]``."""
+def crawl(source: str, work: Path, name: str, allow: str, *options: str) -> dict[str, float]:
+    """`source` is an outlet's discovery lines, e.g. ``sitemaps = ["..."]``; `options` go to
+    ``newsarchive crawl``."""
     config = work / f"{name}.toml"
     config.write_text(f"""
 [archive]
@@ -100,12 +103,13 @@ name = "{name}"
 {source}
 allow = ['{allow}']
 """)
-    figures = measure([str(BIN / "newsarchive"), "crawl", "-c", str(config)], work)
-    (crawl_dir,) = [d for d in (work / "archive" / "crawls").iterdir()
-                    if d.name.startswith(name + "-")]
+    figures = measure([str(BIN / "newsarchive"), "crawl", "-c", str(config), *options], work)
+    crawl_dir = max(d for d in (work / "archive" / "crawls").iterdir()
+                    if d.name.startswith(name + "-"))  # the newest: crawl ids sort by time
     counts = json.loads((crawl_dir / "manifest.json").read_text())["counts"]
     figures.update(pages=counts["responses"], articles=counts["text_records"],
-                   warc_mb=counts["warc_bytes"] / 1e6)
+                   warc_mb=counts["warc_bytes"] / 1e6,
+                   revisits=sum(v for k, v in counts.items() if k.startswith("revisits/")))
     return figures
 
 
@@ -135,6 +139,9 @@ def main() -> None:
     ap.add_argument("--discovery", choices=("sitemap", "links"), default="sitemap")
     ap.add_argument("--wget", action="store_true", help="also time wget on the same site")
     ap.add_argument("--demo", action="store_true", help="also crawl the bundled sample outlet")
+    ap.add_argument("--again", action="store_true",
+                    help="crawl each site a second time with --recheck (every article "
+                         "re-checked with a conditional request: revisit records)")
     ap.add_argument("--site-script", type=Path, default=DEFAULT_SITE_SCRIPT)
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores; server: python -m http.server in its own process")
@@ -177,6 +184,14 @@ def main() -> None:
                           f"{ref['pages'] / ref['seconds']:.1f} pages/s, peak RSS "
                           f"{ref['peak_rss_tree'] / 2**20:.0f} MiB; newsarchive/wget pages/s = "
                           f"{ratio:.2f}")
+                if args.again:
+                    again = crawl(source, work, f"site{n}", "/news/", "--recheck")
+                    print(f"  again, --recheck: {again['pages']} pages in "
+                          f"{again['seconds']:.1f} s = {again['pages'] / again['seconds']:.1f} "
+                          f"pages/s; {again['revisits']} revisit records, {again['articles']} "
+                          f"new text records, WARC {again['warc_mb']:.1f} MB; CPU ms/page: "
+                          f"crawl process {again['cpu_main'] * 1000 / again['pages']:.1f}; peak "
+                          f"RSS main process {again['peak_rss_main'] / 2**20:.0f} MiB")
             finally:
                 server.terminate()
 

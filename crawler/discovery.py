@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -27,6 +27,9 @@ _ALTERNATE_FEED = re.compile(
     rb"<link\b(?=[^>]*\brel\s*=\s*[\"']?alternate)(?=[^>]*\btype\s*=\s*[\"']?application/"
     rb"(?:rss|atom)\+xml)[^>]*\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))",
     re.IGNORECASE)
+
+
+_Link = Callable[[etree._Element], "str | None"]  # reads an entry element's URL
 
 
 class NotADiscoveryDocument(ValueError):
@@ -50,23 +53,35 @@ def parse_document(body: bytes) -> tuple[Kind, list[Candidate]]:
             raise NotADiscoveryDocument(f"bad gzip: {exc}") from None
         if len(body) > _MAX_XML:
             raise NotADiscoveryDocument("larger than 64 MB uncompressed")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True,
+    kind: Kind | None = None
+    entry_tags: dict[str, _Link] = {}
+    entries: list[Candidate] = []
+    # streamed: each entry is read once complete, then dropped, so a 50,000-URL sitemap never
+    # sits in memory as a tree
+    events = etree.iterparse(io.BytesIO(body.lstrip()), events=("start", "end"),
+                             resolve_entities=False, no_network=True, recover=True,
                              huge_tree=False, remove_comments=True)
     try:
-        root = etree.fromstring(body.lstrip(), parser)
+        for event, element in events:
+            if kind is None:  # the root element
+                name = _local(element)
+                if name not in _ROOTS:
+                    raise NotADiscoveryDocument(
+                        f"root element <{name}> is neither a feed nor a sitemap")
+                kind, entry_tags = _ROOTS[name]
+            elif event == "end" and isinstance(element.tag, str) and \
+                    (link := entry_tags.get(_local(element))):
+                if candidate := _candidate(element, link):
+                    entries.append(candidate)
+                element.clear()
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
     except etree.XMLSyntaxError as exc:
-        raise NotADiscoveryDocument(f"not XML: {exc}") from None
-    if root is None:
+        if kind is None:
+            raise NotADiscoveryDocument(f"not XML: {exc}") from None
+    if kind is None:
         raise NotADiscoveryDocument("empty or not XML")
-    name = _local(root)
-    if name == "urlset":
-        return "sitemap", list(_entries(root, "url", _loc))
-    if name == "sitemapindex":
-        return "sitemapindex", list(_entries(root, "sitemap", _loc))
-    if name in ("rss", "RDF", "feed", "channel"):
-        return "feed", list(_entries(root, "item", _feed_link)) + list(
-            _entries(root, "entry", _feed_link))
-    raise NotADiscoveryDocument(f"root element <{name}> is neither a feed nor a sitemap")
+    return kind, entries
 
 
 def feed_links(body: bytes) -> list[str]:
@@ -76,20 +91,16 @@ def feed_links(body: bytes) -> list[str]:
             for m in _ALTERNATE_FEED.finditer(head)]
 
 
-def _entries(root: etree._Element, tag: str, link) -> Iterator[Candidate]:  # noqa: ANN001
-    for element in root.iter():
-        if not isinstance(element.tag, str) or _local(element) != tag:
-            continue
-        url = link(element)
-        if not url:
-            continue
-        values = {}
-        for child in element.iter():
-            if isinstance(child.tag, str):
-                values.setdefault(_local(child), (child.text or "").strip())
-        published = next((d for t in _DATE_TAGS if (d := parse_date(values.get(t, "")))), None)
-        title = values.get("title") or None
-        yield Candidate(url, published, title)
+def _candidate(element: etree._Element, link: _Link) -> Candidate | None:
+    url = link(element)
+    if not url:
+        return None
+    values: dict[str, str] = {}
+    for child in element.iter():
+        if isinstance(child.tag, str):
+            values.setdefault(_local(child), (child.text or "").strip())
+    published = next((d for t in _DATE_TAGS if (d := parse_date(values.get(t, "")))), None)
+    return Candidate(url, published, values.get("title") or None)
 
 
 def _loc(element: etree._Element) -> str | None:
@@ -137,3 +148,12 @@ def parse_date(text: str) -> str | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.date().isoformat()
+
+
+# root element -> (kind, {entry element: how to read its link})
+_ROOTS: dict[str, tuple[Kind, dict[str, _Link]]] = {
+    "urlset": ("sitemap", {"url": _loc}),
+    "sitemapindex": ("sitemapindex", {"sitemap": _loc}),
+    **{name: ("feed", {"item": _feed_link, "entry": _feed_link})
+       for name in ("rss", "RDF", "feed", "channel")},
+}
