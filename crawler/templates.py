@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable
 
 MIN_PAGES = 3        # distinct pages a block must appear on to count as the outlet's template
 MAX_SHARE = 0.5      # at most this share of a page's text is removed as template
-CAPACITY = 200_000   # fingerprints counted per outlet; then those not yet templates are forgotten
+CAPACITY = 100_000   # fingerprints counted per outlet (~15 MB); then non-templates are forgotten
 
 
 def fingerprint(paragraph: str) -> int:
