@@ -224,7 +224,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"serving the bundled sample outlet at {server.url}")
         code = run_crawl(CrawlJob.create(config), args.log_level)
     store = open_store(config.archive, archive)
-    sample = next(text_records(store, complete_crawls(store)[-1:]), None)
+    # newest first: a second demo finds the articles archived already, with no new text
+    sample = next(text_records(store, reversed(complete_crawls(store))), None)
     if sample:
         print(f"\nsample article: {sample['title']} ({sample['language']}, {sample['date']})")
         print(f"  {sample['url']}")
