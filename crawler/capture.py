@@ -8,7 +8,6 @@ handler does not provide them, they are rebuilt from Scrapy's request and respon
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from http import HTTPStatus
 from urllib.parse import urldefrag, urlsplit
 
@@ -19,7 +18,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 
 from crawler.http import WIRE_HEADS_META
 from crawler.run import ArchiveRun, Exchange
-from crawler.warc import warc_date
+from crawler.warc import record_pointer, warc_date
 
 CAPTURE_META = "warc_capture"
 """``request.meta`` key under which the response record's location is left for the spider."""
@@ -41,11 +40,10 @@ class WarcCaptureMiddleware:
     async def process_response(self, request: Request, response: Response) -> Response:
         if ARCHIVED_FLAG in response.flags:
             return response  # captured already, by the run this one resumes
-        fetched = datetime.now(UTC)
         request_head, response_head = request.meta.pop(WIRE_HEADS_META, (b"", b""))
         exchange = Exchange(
             url=urldefrag(response.url)[0],
-            date=warc_date(fetched),
+            date=warc_date(),
             ip_address=str(response.ip_address) if response.ip_address else None,
             status=response.status,
             mime=_mime(response),
@@ -60,13 +58,9 @@ class WarcCaptureMiddleware:
         )
         written = await maybe_deferred_to_future(self.run.write_exchange(exchange))
         request.meta[CAPTURE_META] = {
-            "warc_file": written.warc_key,
-            "warc_offset": written.offset,
-            "warc_length": written.length,
-            "warc_record_id": written.record_id,
-            "payload_digest": written.payload_digest,
+            **record_pointer(written.warc_key, written.offset, written.length, written.record_id,
+                             written.payload_digest, exchange.date),
             "revisit": written.profile,  # a revisit record: the archive had this payload already
-            "fetched_at": fetched.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         return response
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from surt import surt
 
@@ -30,6 +31,20 @@ def cdxj_line(
     fields.update(digest=digest.removeprefix("sha1:"), length=str(length), offset=str(offset),
                   filename=filename)
     return f"{surt(url)} {timestamp} {json.dumps(fields, ensure_ascii=False)}\n"
+
+
+REVISIT_MIME = "warc/revisit"  # the mime of a revisit record's line, as pywb expects
+
+
+def cdxj_fields(line: bytes | str) -> dict[str, Any]:
+    """The JSON block of an index line (after SURT and timestamp)."""
+    space = b" " if isinstance(line, bytes) else " "
+    return json.loads(line.split(space, 2)[2])  # type: ignore[arg-type]
+
+
+def is_not_modified_revisit(fields: dict[str, Any]) -> bool:
+    """A revisit for a 304 (profile server-not-modified): it has no payload of its own."""
+    return fields.get("mime") == REVISIT_MIME and fields.get("status") == "304"
 
 
 def timestamp14(warc_date: str) -> str:

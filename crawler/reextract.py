@@ -37,7 +37,7 @@ from crawler.config import Config, OutletConfig, load_config
 from crawler.spool import MANIFEST_NAME, default_spool_dir
 from crawler.store import ArchiveStore, open_store
 from crawler.templates import TemplateLearner
-from crawler.warc import HashingFile
+from crawler.warc import HashingFile, record_pointer
 
 logger = logging.getLogger(__name__)
 
@@ -229,14 +229,10 @@ def _pages(store: ArchiveStore, warc_key: str,
                 **own,
                 "language": own.get("language_expected"),
                 "status": int(record.http_headers.get_statuscode()),
-                "capture": {
-                    "warc_file": warc_key,
-                    "warc_offset": offset,
-                    "warc_length": records.get_record_length(),
-                    "warc_record_id": record_id,
-                    "payload_digest": record.rec_headers.get_header("WARC-Payload-Digest"),
-                    "fetched_at": record.rec_headers.get_header("WARC-Date")[:19] + "Z",
-                },
+                "capture": record_pointer(
+                    warc_key, offset, records.get_record_length(), record_id,
+                    record.rec_headers.get_header("WARC-Payload-Digest"),
+                    record.rec_headers.get_header("WARC-Date")),
             })
     if left:
         raise CommandError(f"{warc_key}: no record at offset(s) {sorted(left)[:5]} that the "

@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.cdxj import cdxj_line, timestamp14
+from crawler.cdxj import REVISIT_MIME, cdxj_line, timestamp14
 from crawler.store import fsync_dir
 from crawler.warc import HashingFile
 
@@ -80,7 +80,7 @@ def index_lines(path: Path, warc_key: str) -> Iterator[str]:
             head, http = record.rec_headers, record.http_headers
             status = int(http.get_statuscode()) if http else None
             if record.rec_type == "revisit":
-                mime = "warc/revisit"
+                mime = REVISIT_MIME
             else:  # as crawler.capture._mime: the media type, lowercased, without parameters
                 mime = ((http.get_header("Content-Type") if http else None) or "")
                 mime = mime.split(";")[0].strip().lower()

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.archive import complete_crawls, text_records
+from crawler.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit
 from crawler.cli import EXIT_OK, CommandError
 from crawler.config import ArchiveConfig, load_config
 from crawler.store import ArchiveStore, open_store
@@ -148,9 +149,7 @@ def build_index(store: ArchiveStore, manifests: Iterable[dict[str, Any]], out: P
 def _not_modified_revisit(line: bytes) -> bool:
     """A revisit for a 304: pywb would replay it as an empty 304, so replay leaves it out and
     serves the nearest full capture instead (the archive's own index keeps it)."""
-    if b'"warc/revisit"' not in line:
-        return False
-    return json.loads(line.split(b" ", 2)[2]).get("status") == "304"
+    return REVISIT_MIME.encode() in line and is_not_modified_revisit(cdxj_fields(line))
 
 
 def merge_sorted(paths: list[Path], out: Path, fan_in: int = MERGE_FAN_IN) -> int:

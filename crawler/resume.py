@@ -39,13 +39,14 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.archive import TextStats
 from crawler.capture import ARCHIVED_FLAG, CAPTURE_META
-from crawler.cdxj import write_sorted
+from crawler.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit, write_sorted
 from crawler.config import ArchiveConfig
 from crawler.job import JOB_FILE, CrawlJob
 from crawler.repair import index_lines, repair_warc, salvage_text
 from crawler.run import FILES_NAME, REVISIT_NOT_MODIFIED, ArchiveRun, FileEntry
 from crawler.spool import JOBS_DIR, MANIFEST_NAME, default_spool_dir
 from crawler.store import ArchiveStore, sha256_file
+from crawler.warc import record_pointer
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,9 @@ def _finish_unfinished(run: ArchiveRun, basename: str, keys: dict[str, str]
         salvage_text(open_text, text)
     elif not text.exists():
         text.write_bytes(gzip.compress(b"", mtime=0))
-    revisits = Counter("revisits/" + ("server-not-modified" if '"status": "304"' in line
+    revisits = Counter("revisits/" + ("server-not-modified" if is_not_modified_revisit(f)
                                       else "identical-payload-digest")
-                       for line in lines if '"mime": "warc/revisit"' in line)
+                       for f in map(cdxj_fields, lines) if f["mime"] == REVISIT_MIME)
     yield FileEntry(keys["warc"], warc.stat().st_size, sha256_file(warc), "warc",
                     {"records": len(lines), "revisits": dict(revisits)})
     yield FileEntry(keys["index"], index.stat().st_size, sha256_file(index), "index")
@@ -192,7 +193,7 @@ class CrawlContents:
         for entry in entries:
             if entry.kind == "index":
                 for line in _read(run, entry.key).splitlines():
-                    fields = json.loads(line.split(b" ", 2)[2])
+                    fields = cdxj_fields(line)
                     self.captures.setdefault(fields["url"], Captured(
                         fields["filename"], int(fields["offset"]), int(fields["length"])))
             elif entry.kind == "text":
@@ -267,12 +268,9 @@ class ArchivedResponseMiddleware:
                 body = read_record(self.run, original["warc_file"], original["warc_offset"],
                                    original["warc_length"]).payload
         request.meta[CAPTURE_META] = {
-            "warc_file": captured.warc_file,
-            "warc_offset": captured.offset,
-            "warc_length": captured.length,
-            "warc_record_id": head.get_header("WARC-Record-ID"),
-            "payload_digest": head.get_header("WARC-Payload-Digest"),
-            "fetched_at": head.get_header("WARC-Date")[:19] + "Z",
+            **record_pointer(captured.warc_file, captured.offset, captured.length,
+                             head.get_header("WARC-Record-ID"),
+                             head.get_header("WARC-Payload-Digest"), head.get_header("WARC-Date")),
             "revisit": profile,
             "text_stored": request.url in self.contents.texts,  # type: ignore[union-attr]
         }

@@ -31,7 +31,7 @@ from twisted.internet.defer import Deferred
 from crawler import __version__
 from crawler._twisted import run_in
 from crawler.archive import TextStats
-from crawler.cdxj import cdxj_line, timestamp14, write_sorted
+from crawler.cdxj import REVISIT_MIME, cdxj_line, timestamp14, write_sorted
 from crawler.job import JOB_FILE, CrawlJob
 from crawler.spool import JOBS_DIR, MANIFEST_NAME, Spool, default_spool_dir
 from crawler.state import Journal, StateIndex, merge_journal, read_state
@@ -128,7 +128,7 @@ class ArchiveRun:
         self.files: list[FileEntry] = []
         self.counts: Counter = Counter()
         self.upload_failure: str | None = None
-        self.state = StateIndex.build(job.jobdir / STATE_INDEX_NAME, ())  # filled at open
+        self.state = StateIndex(job.jobdir / STATE_INDEX_NAME)  # built when the spider opens
         self.journal = Journal(job.jobdir / JOURNAL_NAME)
         self.uploads_pending = 0
         self._serial = 0
@@ -279,7 +279,7 @@ class ArchiveRun:
             content_type="application/http; msgtype=request",
         )
         shard.index.write(cdxj_line(ex.url, timestamp14(ex.date),
-                                    mime="warc/revisit" if profile else ex.mime,
+                                    mime=REVISIT_MIME if profile else ex.mime,
                                     status=ex.status, digest=response.payload_digest or "",
                                     length=response.length, offset=response.offset,
                                     filename=response.warc_key))
@@ -437,6 +437,7 @@ class ArchiveRun:
             self.state = StateIndex.build(self.state.path, read_state(self.store, outlets))
         except StoreError as exc:  # the crawl goes on, capturing in full
             logger.warning("incremental state not read (%s): every page is captured in full", exc)
+            self.state = StateIndex.build(self.state.path, ())
             return
         logger.info("state: %d archived URLs of %s", len(self.state), ", ".join(outlets))
 

@@ -143,12 +143,13 @@ class OutletSpider(scrapy.Spider):
             self._pages[outlet.name] += 1
             self._count(outlet, f"candidates/{source}")
         headers = {"User-Agent": outlet.crawl.user_agent}
-        if archived and archived.get("article"):
-            headers.update(conditional_headers(archived))
         meta = {"outlet": outlet.name, "source": source, "hops": depth,
                 "download_timeout": outlet.crawl.download_timeout,
                 "max_page_size": outlet.crawl.max_page_size,
                 "download_maxsize": outlet.crawl.max_page_size}
+        if archived and archived.get("article"):
+            headers.update(conditional_headers(archived))
+            meta["previous_text"] = archived.get("text")  # the text a new revision follows
         if listed is not None:
             meta["listed_date"] = listed.date
         if not outlet.crawl.obey_robots:
@@ -231,7 +232,6 @@ class OutletSpider(scrapy.Spider):
             if capture.get("text_stored"):
                 return  # a resumed crawl: extracted before the interruption
             self._count(outlet, "articles")
-            archived = self.archived.get(response.url) or {}
             yield {
                 "url": response.url,
                 "outlet": outlet.name,
@@ -243,7 +243,7 @@ class OutletSpider(scrapy.Spider):
                 "listed_date": response.meta.get("listed_date"),
                 "canonical_url": _canonical_link(response.url, response.body),
                 "capture": capture,
-                "previous_text": archived.get("text"),
+                "previous_text": response.meta.get("previous_text"),
             }
             return  # articles are leaves: their links are not followed
         if source == "start":
