@@ -138,6 +138,15 @@ def crawl_local(outlet: Outlet, work: Path) -> dict[str, Any]:
             "manifest": json.loads((crawl_dir / "manifest.json").read_text())}
 
 
+def crawl_s3(outlet: Outlet, s3: S3Server, work: Path, uri: str) -> Path:
+    """Crawl the fixture outlet into the S3 archive `uri` (its bucket exists); the config."""
+    config = write_config(work / "outlets.toml", outlet.url, uri,
+                          extra_archive=s3_archive(s3, work / "spool"))
+    result = run_cli("crawl", "-c", str(config), env=s3_env(s3))
+    assert result.returncode == 0, result.stderr + result.stdout
+    return config
+
+
 def read_text_shards(paths: list[Path]) -> list[dict[str, Any]]:
     records = []
     for path in paths:

@@ -14,11 +14,11 @@ from warcio.archiveiterator import ArchiveIterator
 from tests.conftest import (
     EXPECTED,
     Outlet,
+    crawl_local,
+    crawl_s3,
     read_text_shards,
     run_cli,
-    s3_archive,
     s3_env,
-    write_config,
 )
 from tests.s3server import S3Server
 
@@ -26,12 +26,9 @@ from tests.s3server import S3Server
 @pytest.fixture(scope="module")
 def local(outlet: Outlet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("dump-local")
-    config = write_config(work / "outlets.toml", outlet.url, str(work / "archive"))
-    result = run_cli("crawl", "-c", str(config))
-    assert result.returncode == 0, result.stderr + result.stdout
-    (crawl_dir,) = (work / "archive" / "crawls").iterdir()
-    return {"config": config, "dir": crawl_dir,
-            "texts": read_text_shards(sorted((crawl_dir / "text").glob("*.jsonl.gz")))}
+    crawl = crawl_local(outlet, work)
+    return {"config": work / "outlets.toml", "dir": crawl["dir"],
+            "texts": read_text_shards(sorted((crawl["dir"] / "text").glob("*.jsonl.gz")))}
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +37,7 @@ def remote(outlet: Outlet, s3: S3Server, tmp_path_factory: pytest.TempPathFactor
     work = tmp_path_factory.mktemp("dump-s3")
     bucket = "dump-tests"
     s3.client().create_bucket(Bucket=bucket)
-    config = write_config(
-        work / "outlets.toml", outlet.url, f"s3://{bucket}/news/v1",
-        extra_archive=s3_archive(s3, work / "spool"))
-    result = run_cli("crawl", "-c", str(config), env=s3_env(s3))
-    assert result.returncode == 0, result.stderr + result.stdout
+    config = crawl_s3(outlet, s3, work, f"s3://{bucket}/news/v1")
     return {"config": config, "bucket": bucket, "prefix": "news/v1"}
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urljoin
 import pytest
 
 from crawler.replay import merge_sorted
-from tests.conftest import EXPECTED, NEWSARCHIVE, Outlet, run_cli, s3_archive, s3_env, write_config
+from tests.conftest import EXPECTED, NEWSARCHIVE, Outlet, crawl_s3, run_cli, s3_env, write_config
 from tests.s3server import S3Server, free_ports
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -171,11 +171,7 @@ def s3_replay(outlet: Outlet, s3: S3Server, tmp_path_factory: pytest.TempPathFac
     work = tmp_path_factory.mktemp("replay-s3")
     bucket = f"replay-{os.getpid()}"
     s3.client().create_bucket(Bucket=bucket)
-    config = write_config(
-        work / "outlets.toml", outlet.url, f"s3://{bucket}/news/v1",
-        extra_archive=s3_archive(s3, work / "spool"))
-    crawl = run_cli("crawl", "-c", str(config), env=s3_env(s3))
-    assert crawl.returncode == 0, crawl.stderr + crawl.stdout
+    config = crawl_s3(outlet, s3, work, f"s3://{bucket}/news/v1")
     replay = start_replay("-c", str(config), log=work / "replay.log", env=s3_env(s3))
     try:
         yield replay

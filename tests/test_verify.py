@@ -14,15 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
-    Outlet,
-    crawl_local,
-    read_text_shards,
-    run_cli,
-    s3_archive,
-    s3_env,
-    write_config,
-)
+from tests.conftest import Outlet, crawl_local, crawl_s3, read_text_shards, run_cli, s3_env
 from tests.s3server import S3Server
 
 
@@ -115,11 +107,8 @@ def test_text_record_pointing_at_the_wrong_record_is_found(crawl: dict[str, Any]
 
 def test_verify_in_s3(outlet: Outlet, s3: S3Server, bucket: str, tmp_path: Path) -> None:
     uri = f"s3://{bucket}/news"
-    config = write_config(tmp_path / "outlets.toml", outlet.url, uri,
-                          extra_archive=s3_archive(s3, tmp_path / "spool"))
+    config = crawl_s3(outlet, s3, tmp_path, uri)
     env = s3_env(s3)
-    crawled = run_cli("crawl", "-c", str(config), env=env)
-    assert crawled.returncode == 0, crawled.stderr + crawled.stdout
     client = s3.client()
     (manifest_key,) = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]
                        if o["Key"].endswith("manifest.json")]

@@ -21,7 +21,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.cdxj import cdxj_line, timestamp14
 from crawler.warc import WarcFile, warc_date
-from tests.conftest import EXPECTED, Outlet, crawl_local, run_cli, s3_archive, s3_env, write_config
+from tests.conftest import EXPECTED, Outlet, crawl_local, crawl_s3, run_cli, s3_env
 from tests.s3server import S3Server
 
 WACZ = str(Path(sys.executable).parent / "wacz")
@@ -135,11 +135,8 @@ def test_damaged_warc_is_not_packaged(crawl: dict[str, Any], tmp_path: Path) -> 
 
 
 def test_export_from_s3(outlet: Outlet, s3: S3Server, bucket: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "outlets.toml", outlet.url, f"s3://{bucket}/v1",
-                          extra_archive=s3_archive(s3, tmp_path / "spool"))
+    config = crawl_s3(outlet, s3, tmp_path, f"s3://{bucket}/v1")
     env = s3_env(s3)
-    crawled = run_cli("crawl", "-c", str(config), env=env)
-    assert crawled.returncode == 0, crawled.stderr + crawled.stdout
     listing = run_cli("ls", "--json", "-c", str(config), env=env)
     (crawl_id,) = [json.loads(line)["crawl_id"] for line in listing.stdout.splitlines()]
     out = tmp_path / "s3.wacz"
