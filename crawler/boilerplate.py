@@ -176,42 +176,55 @@ class _Stats:
 
     __slots__ = ("chars", "link_chars", "links", "share_links", "controls", "longest")
 
-    def __init__(self) -> None:
-        self.chars = self.link_chars = self.links = self.share_links = 0
-        self.controls = self.longest = 0
+    def __init__(self, chars: int = 0, link_chars: int = 0, links: int = 0,
+                 share_links: int = 0, controls: int = 0, longest: int = 0) -> None:
+        self.chars = chars
+        self.link_chars = link_chars
+        self.links = links
+        self.share_links = share_links
+        self.controls = controls
+        self.longest = longest
 
 
 def _measure(root: HtmlElement) -> dict[HtmlElement, _Stats]:
+    """Every element's measures, children before parents (one pass; the page's hottest loop)."""
     stats: dict[HtmlElement, _Stats] = {}
+    share_link = SHARE_LINK.search
     for el in reversed(list(root.iter())):  # every element comes after its descendants
-        s = _Stats()
-        stats[el] = s
         tag = el.tag
         if not isinstance(tag, str) or tag in _SKIP:
+            stats[el] = _Stats()
             continue
-        own = len((el.text or "").strip())
+        text = el.text
+        own = len(text.strip()) if text else 0
+        chars = link_chars = links = share_links = controls = longest = 0
         for child in el:
-            own += len((child.tail or "").strip())
+            tail = child.tail
+            if tail:
+                own += len(tail.strip())
             c = stats[child]
-            s.chars += c.chars
-            s.link_chars += c.link_chars
-            s.links += c.links
-            s.share_links += c.share_links
-            s.controls += c.controls
-            s.longest = max(s.longest, c.longest)
-        s.chars += own
+            chars += c.chars
+            link_chars += c.link_chars
+            links += c.links
+            share_links += c.share_links
+            controls += c.controls
+            if c.longest > longest:
+                longest = c.longest
+        chars += own
         if tag == "a":
-            s.link_chars = s.chars
+            link_chars = chars
             href = el.get("href")
             if href is not None:
-                s.links += 1
-                if SHARE_LINK.search(href):
-                    s.share_links += 1
+                links += 1
+                if share_link(href):
+                    share_links += 1
         elif tag in _CONTROLS or el.get("role") == "button" or el.get("onclick"):
-            s.controls += 1
+            controls += 1
         else:
-            plain = s.chars - s.link_chars if tag == "p" else own
-            s.longest = max(s.longest, plain)
+            plain = chars - link_chars if tag == "p" else own
+            if plain > longest:
+                longest = plain
+        stats[el] = _Stats(chars, link_chars, links, share_links, controls, longest)
     return stats
 
 
@@ -256,6 +269,9 @@ class Cleaner:
                     self._drop(child, "headed-related")
                     continue
                 skip_links = False
+            stats = self.stats[child]
+            if not stats.chars and not stats.controls:  # nothing in it to judge
+                continue
             reason = self._verdict(child)
             if reason:
                 self._drop(child, reason)
@@ -299,6 +315,8 @@ class Cleaner:
             return None
         if s.longest >= _PARAGRAPH:  # holds a real paragraph: look inside instead
             return None
+        if not s.links and not s.controls:  # the rules below all need links or controls
+            return "credit" if self._is_credit(el) else None
         if s.share_links >= 2 and s.chars < _SHORT * 2:
             return "share-bar"
         if s.chars < _SHORT * 2 and (s.controls or s.links) and COOKIE_TEXT.search(_text(el)):
@@ -307,7 +325,7 @@ class Cleaner:
             return "form"
         if s.links >= _MIN_LINKS and s.link_chars >= _LINK_DENSE * s.chars:
             return "link-dense"
-        if s.chars <= 100 and not len(el) and _CREDIT_RE.match(_text(el).casefold()):
+        if self._is_credit(el):
             return "credit"
         if self._headed_block(el):
             return "headed-related"
@@ -372,6 +390,10 @@ class Cleaner:
         if self._is_promo(el) and s.chars < 200:
             return "promo"
         return None
+
+    def _is_credit(self, el: HtmlElement) -> bool:
+        return (self.stats[el].chars <= 100 and not len(el)
+                and bool(_CREDIT_RE.match(_text(el).casefold())))
 
     def _is_promo(self, el: HtmlElement) -> bool:
         return bool(_PROMO_RE.match(_EDGE.sub("", _text(el).casefold())))
