@@ -229,7 +229,8 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Stats]:
 
 
 def _text(el: HtmlElement) -> str:
-    return " ".join(el.text_content().split())
+    """The element's text, whitespace collapsed (a leaf's own text needs no XPath)."""
+    return " ".join((el.text_content() if len(el) else el.text or "").split())
 
 
 def _is_heading_text(text: str) -> bool:
@@ -291,7 +292,7 @@ class Cleaner:
                     continue
             if tag == "table" and self._is_layout_table(child):
                 self._unwrap_table(child)
-            if tag != "p" and tag not in _HEADINGS:  # a paragraph's inline content stays whole
+            if len(child) and tag != "p" and tag not in _HEADINGS:  # a paragraph stays whole
                 self._walk(child)
         if len(self.removed) > dropped and el.tag in _BLOCKS:
             chars, longest = self._left(el)
