@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -123,11 +125,28 @@ def wget(url: str, work: Path) -> dict[str, float]:
     return figures
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a live process has used so far."""
+    stat = _proc_stat(pid)
+    return stat[1] / os.sysconf("SC_CLK_TCK") if stat else 0.0
+
+
+def served(server: subprocess.Popen, run: Callable[..., dict[str, float]], *args: Any
+           ) -> dict[str, float]:
+    """`run(*args)`'s figures plus the CPU the server spent answering it (it shares the
+    cores)."""
+    before = cpu_seconds(server.pid)
+    figures = run(*args)
+    figures["cpu_server"] = cpu_seconds(server.pid) - before
+    return figures
+
+
 def report(label: str, f: dict[str, float]) -> None:
     print(f"{label}: {f['pages']} pages ({f['articles']} articles) in {f['seconds']:.1f} s = "
           f"{f['pages'] / f['seconds']:.1f} pages/s, {f['articles'] / f['seconds']:.1f} "
           f"articles/s; CPU ms/page: crawl process {f['cpu_main'] * 1000 / f['pages']:.1f}, "
-          f"extraction workers {f['cpu_children'] * 1000 / f['pages']:.1f}; "
+          f"extraction workers {f['cpu_children'] * 1000 / f['pages']:.1f}, "
+          f"server {f['cpu_server'] * 1000 / f['pages']:.1f}; "
           f"WARC {f['warc_mb']:.1f} MB; peak RSS main process "
           f"{f['peak_rss_main'] / 2**20:.0f} MiB, whole tree (with extraction workers) "
           f"{f['peak_rss_tree'] / 2**20:.0f} MiB")
@@ -157,8 +176,8 @@ def main() -> None:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(0.5)
-                report("demo outlet", crawl(f'start_urls = ["http://127.0.0.1:{port}/"]', work,
-                                            "demo", r"/news/\d{4}/"))
+                report("demo outlet", served(server, crawl, f'start_urls = ["http://127.0.0.1:{port}/"]',
+                                            work, "demo", r"/news/\d{4}/"))
             finally:
                 server.terminate()
         for n in args.articles:
@@ -175,15 +194,17 @@ def main() -> None:
                 base = f"http://127.0.0.1:{port}"
                 source = (f'sitemaps = ["{base}/sitemap.xml"]' if args.discovery == "sitemap"
                           else f'start_urls = ["{base}/"]')
-                ours = crawl(source, work, f"site{n}", "/news/")
+                ours = served(server, crawl, source, work, f"site{n}", "/news/")
                 report(f"{n}-article site, {args.discovery} discovery", ours)
                 if args.wget:
-                    ref = wget(base + "/", work)
+                    ref = served(server, wget, base + "/", work)
                     ratio = (ours["pages"] / ours["seconds"]) / (ref["pages"] / ref["seconds"])
                     print(f"  wget: {ref['pages']} pages in {ref['seconds']:.1f} s = "
                           f"{ref['pages'] / ref['seconds']:.1f} pages/s, peak RSS "
-                          f"{ref['peak_rss_tree'] / 2**20:.0f} MiB; newsarchive/wget pages/s = "
-                          f"{ratio:.2f}")
+                          f"{ref['peak_rss_tree'] / 2**20:.0f} MiB, CPU ms/page: wget "
+                          f"{ref['cpu_main'] * 1000 / ref['pages']:.1f}, server "
+                          f"{ref['cpu_server'] * 1000 / ref['pages']:.1f}; newsarchive/wget "
+                          f"pages/s = {ratio:.2f}")
                 if args.again:
                     again = crawl(source, work, f"site{n}", "/news/", "--recheck")
                     print(f"  again, --recheck: {again['pages']} pages in "

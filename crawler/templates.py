@@ -20,7 +20,11 @@ from collections.abc import Collection, Iterable
 
 MIN_PAGES = 3        # distinct pages a block must appear on to count as the outlet's template
 MAX_SHARE = 0.5      # at most this share of a page's text is removed as template
-CAPACITY = 100_000   # fingerprints counted per outlet (~15 MB); then non-templates are forgotten
+# Fingerprints counted per outlet (~2.5 MB); then the blocks not yet seen MIN_PAGES times are
+# forgotten. A crawl's pages bring ~10 new fingerprints each, so a block must repeat within about
+# the last 2,000 pages to be learned: an outlet's templates repeat on most of its pages, and the
+# memory of a long crawl stays flat (it no longer grows with every article's paragraphs).
+CAPACITY = 20_000
 
 
 def fingerprint(paragraph: str) -> int:
