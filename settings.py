@@ -60,8 +60,11 @@ AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
 DEPTH_LIMIT = 0  # the spider bounds link hops per outlet (`depth`); pagination is free
 CONCURRENT_REQUESTS = 32
-# The spider yields a handful of outputs a page; Scrapy starts this many tasks per response.
-CONCURRENT_ITEMS = 16
+# Outputs of one response handled at a time. Scrapy starts this many cooperative tasks for every
+# response however few outputs it has; the spider yields one item per article (requests are only
+# queued), and responses are still processed side by side: 1 spares the work (~5% of the crawl
+# process's CPU, measured beside 16 on the same pages).
+CONCURRENT_ITEMS = 1
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_DELAY = 0
 DOWNLOAD_TIMEOUT = 30
