@@ -46,6 +46,8 @@ EXTRACTION_PROFILE: dict[str, Any] = {
     "deduplicate": False,
 }
 
+LANGUAGE_SAMPLE = 1000  # characters of the text language detection reads
+
 # Every element an HtmlElement, chosen in C: lxml.html's own parser asks a Python method for each
 # element's class (forms and inputs get their own), which cost a tenth of the extraction.
 _PARSER = lxml.etree.HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False,
@@ -254,12 +256,17 @@ def _join_split_bodies(tree: HtmlElement) -> None:
 
 
 def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of the text's language (py3langid, bundled model: no download)."""
+    """ISO 639-1 code of the text's language (py3langid, bundled model: no download).
+
+    The first ``LANGUAGE_SAMPLE`` characters decide: py3langid walks the text byte by byte in
+    Python (a tenth of a page's extraction at 2,000 Cyrillic characters), and on 171 articles in
+    10 languages (benchmarks' pages, fixtures, seeds) 1,000 characters gave the same language
+    as 2,000 for every one."""
     if len(text) < 20:
         return None
     import py3langid
 
-    lang, _score = py3langid.classify(text[:2000])
+    lang, _score = py3langid.classify(text[:LANGUAGE_SAMPLE])
     return lang
 
 
