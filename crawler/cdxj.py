@@ -6,9 +6,12 @@ engine reads exactly one gzip member with a ranged GET.
 
 from __future__ import annotations
 
+import heapq
 import json
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from surt import surt
 
@@ -52,12 +55,23 @@ def timestamp14(warc_date: str) -> str:
     return "".join(c for c in warc_date if c.isdigit())[:14]
 
 
-def write_sorted(lines_path: Path, out_path: Path) -> None:
-    """Sort an unsorted index (bounded by one WARC's record count) into `out_path`."""
-    with open(lines_path, "rb") as f:
-        lines = f.readlines()
-    lines.sort()
+# Index bytes sorted in memory at a time; a longer index is merged from sorted runs on disk, so
+# closing a WARC of 100,000 records costs no more memory than one of 5,000.
+SORT_RUN_BYTES = 2 * 2**20
+
+
+def write_sorted(lines_path: Path, out_path: Path, run_bytes: int = SORT_RUN_BYTES) -> None:
+    """Sort an unsorted index into `out_path` (written to a ``.part`` file, then renamed), in
+    memory bounded by `run_bytes`."""
     partial = out_path.with_name(out_path.name + ".part")
-    with open(partial, "wb") as f:
-        f.writelines(lines)
+    with open(lines_path, "rb") as source, ExitStack() as runs:
+        sorted_runs: list[IO[bytes]] = []
+        while lines := source.readlines(run_bytes):
+            lines.sort()
+            run = runs.enter_context(tempfile.TemporaryFile(dir=out_path.parent))  # unlinked
+            run.writelines(lines)
+            run.seek(0)
+            sorted_runs.append(run)
+        with open(partial, "wb") as out:
+            out.writelines(heapq.merge(*sorted_runs))
     partial.replace(out_path)
