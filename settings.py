@@ -27,9 +27,19 @@ DOWNLOADER_MIDDLEWARES = {
     # a resumed crawl answers what it captured before it was killed from its own WARCs
     "crawler.resume.ArchivedResponseMiddleware": 120,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    # scope (outlet domains, internal addresses) is OutletScopeMiddleware's; the config has no
+    # HTTP credentials: neither would change a request, both would cost every one
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
     "crawler.politeness.RetryAfterMiddleware": 550,
     # above HttpCompressionMiddleware (590): responses are captured as received
     "crawler.capture.WarcCaptureMiddleware": 950,
+}
+SPIDER_MIDDLEWARES = {
+    # the spider counts link hops per outlet itself (meta "hops": pagination is free); Scrapy's
+    # depth tracking and its meta-copy debugging aid would only add a layer around every output
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.ExtractionPipeline": 300,
@@ -58,7 +68,6 @@ AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.5
 AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
-DEPTH_LIMIT = 0  # the spider bounds link hops per outlet (`depth`); pagination is free
 CONCURRENT_REQUESTS = 32
 # Outputs of one response handled at a time. Scrapy starts this many cooperative tasks for every
 # response however few outputs it has; the spider yields one item per article (requests are only
