@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 
 from crawler.capture import CAPTURE_META
 from crawler.config import OutletConfig, load_config, parse_since
+from crawler.digests import DigestSet
 from crawler.discovery import Candidate, NotADiscoveryDocument, feed_links, parse_document
 from crawler.job import CrawlJob
 from crawler.links import page_links, rel_links
@@ -68,7 +69,7 @@ class OutletSpider(scrapy.Spider):
         self._pages: dict[str, int] = dict.fromkeys(self.outlets, 0)
         self.scopes = {o.name: HostScope((*o.start_urls, *o.feeds, *o.sitemaps),
                                          o.crawl.allow_subdomains) for o in job.outlets}
-        self._seen: set[bytes] = set()  # 8-byte digests of canonical URLs: one fetch each
+        self._seen = DigestSet()  # digests of canonical URLs: one fetch each
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, job: CrawlJob | None = None,
