@@ -30,20 +30,23 @@ class DigestSet:
     def _key(digest: bytes) -> int:
         return int.from_bytes(digest[:8], "big")
 
-    def __contains__(self, digest: bytes) -> bool:
-        key = self._key(digest)
+    def _has(self, key: int) -> bool:
         if key in self._recent:
             return True
         i = bisect_left(self._merged, key)
         return i < len(self._merged) and self._merged[i] == key
 
+    def __contains__(self, digest: bytes) -> bool:
+        return self._has(self._key(digest))
+
     def __len__(self) -> int:
         return len(self._merged) + len(self._recent)
 
     def add(self, digest: bytes) -> None:
-        if digest in self:
+        key = self._key(digest)
+        if self._has(key):
             return
-        self._recent.add(self._key(digest))
+        self._recent.add(key)
         if len(self._recent) >= max(MIN_RECENT, len(self._merged) // 8):
             self._merged = array("Q", heapq.merge(self._merged, sorted(self._recent)))
             self._recent.clear()

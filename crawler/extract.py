@@ -105,8 +105,9 @@ def extract_document(
     _drop_standfirst(tree, meta["description"])
     remove_boilerplate(tree)
     _join_split_bodies(tree)
-    import trafilatura  # here, not at the top: the crawl process imports this module, only the
-    # pool's workers extract (a quarter of a second and tens of MB not spent in the crawl)
+    # imported here, not at the top: the crawl process imports this module, only the pool's
+    # workers extract (a quarter of a second and tens of MB not spent in the crawl)
+    import trafilatura
 
     doc = trafilatura.bare_extraction(tree, url=url, **EXTRACTION_PROFILE)
     if doc is None:
