@@ -322,7 +322,8 @@ class Cleaner:
             return "credit" if self._is_credit(el) else None
         if s.share_links >= 2 and s.chars < _SHORT * 2:
             return "share-bar"
-        if s.chars < _SHORT * 2 and (s.controls or s.links) and COOKIE_TEXT.search(_text(el).lower()):
+        if s.chars < _SHORT * 2 and (s.controls or s.links) and COOKIE_TEXT.search(
+                _text(el).lower()):
             return "cookie-banner"
         if s.controls and s.chars < _SHORT and tag != "span":
             return "form"

@@ -326,6 +326,21 @@ def test_prune_selectors_remove_blocks_first() -> None:
     assert ABOUT not in text_of_html(html, prune=(".card-about",))
 
 
+def test_body_selector_is_honoured_inside_a_page_region() -> None:
+    """Regions trafilatura deletes unread (aside, nav, footer) go before extraction, but only
+    after the outlet's body selector picked its element: an article an outlet's markup puts in
+    an <aside> is still found when the config names it."""
+    story = "The harbour reopened on Monday after three weeks of repairs to the breakwater. " * 4
+    teaser = "Weather for the weekend: rain in the north, sun over the coast and the islands. " * 3
+    html = (f"<html><body><main><p>{teaser}</p></main><aside class='story'><p>{story}</p>"
+            f"<p>{story}</p></aside><footer><p>{teaser}</p></footer></body></html>").encode()
+    generic = extract_document(html, "https://harbour.example/news/1")
+    assert generic is not None and story.split(".")[0] not in generic["text"]
+    chosen = extract_document(html, "https://harbour.example/news/1", body=".story")
+    assert chosen is not None and chosen["text"].startswith(story.split(".")[0])
+    assert teaser.split(":")[0] not in chosen["text"]
+
+
 def text_of_html(html: bytes, **kwargs: Any) -> str:
     doc = extract_document(html, OVERRIDES_URL, **kwargs)
     assert doc is not None
