@@ -32,6 +32,9 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
     "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
     "crawler.politeness.RetryAfterMiddleware": 550,
+    # Scrapy's, without decoding every page that holds no refresh
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.refresh.LeanMetaRefreshMiddleware": 580,
     # above HttpCompressionMiddleware (590): responses are captured as received
     "crawler.capture.WarcCaptureMiddleware": 950,
 }

@@ -159,6 +159,21 @@ def test_redirect_off_outlet_is_recorded_not_followed(site: dict[str, Any]) -> N
     assert not any("10.1.2.3" in u for u in responses)
 
 
+def test_meta_refresh_is_followed(site: dict[str, Any]) -> None:
+    """A page that moved by <meta http-equiv="refresh">, in UTF-8 or in UTF-16 (whose bytes
+    never spell "refresh" in ASCII), leads to its article; pages without one are not held up."""
+    root, (first, second) = site["root"], site["paths"]["unlisted"][:2]
+    refresh = '<html><head><meta http-equiv="Refresh" content="0; url={}"></head></html>'
+    (root / "moved.html").write_text(refresh.format(first), "utf-8")
+    (root / "moved16.html").write_bytes(refresh.format(second).encode("utf-16"))
+    (root / "section" / "index.html").write_text(
+        '<html><body><a href="/moved.html">moved</a> <a href="/moved16.html">moved too</a>'
+        f'<a href="{site["paths"]["listed"][0]}">story</a></body></html>')
+    result = crawl(site, f'start_urls = ["{site["base"]}/section/"]\nallow = ["/news/"]')
+    assert result["articles"] == {first, second, site["paths"]["listed"][0]}
+    assert {"/moved.html", "/moved16.html", first, second} <= set(fetched_paths(site))
+
+
 def test_page_size_limit_cuts_off_and_marks_truncated(site: dict[str, Any]) -> None:
     root, base = site["root"], site["base"]
     (root / "big.htm").write_text(article_html("Big", date(2025, 8, 20), 99).replace(
