@@ -155,7 +155,9 @@ class OutletSpider(scrapy.Spider):
             meta["listed_date"] = listed.date
         if not outlet.crawl.obey_robots:
             meta["dont_obey_robotstxt"] = True
-        return scrapy.Request(url, callback=callback or self.parse, errback=self.failed,
+        # a page's callback is left to Scrapy (parse): a disk queue then stores no callback name,
+        # which Scrapy finds by walking all the spider's attributes for every request
+        return scrapy.Request(url, callback=callback, errback=self.failed,
                               meta=meta, priority=_PRIORITY["candidate" if listed else source],
                               headers=headers)
 
