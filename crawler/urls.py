@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -20,7 +21,7 @@ def canonical_url(url: str) -> str:
     """Lower-case scheme and host, no default port, no fragment, no tracking parameters; the
     rest (path, other parameters and their order) as published."""
     parts = urlsplit(url.strip())
-    netloc = _host_port(parts)
+    netloc = _host_port(parts.scheme, parts.netloc)
     if parts.username:
         netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
     query = parts.query
@@ -34,11 +35,15 @@ def canonical_url(url: str) -> str:
 
 def host_key(url: str) -> str:
     """``host[:port]`` as canonical_url writes it (without parsing the rest of the URL)."""
-    return _host_port(urlsplit(url.strip()))
+    parts = urlsplit(url.strip())
+    return _host_port(parts.scheme, parts.netloc)
 
 
-def _host_port(parts: SplitResult) -> str:
-    """Lower-case (IDNA) host, and the port unless it is the scheme's default."""
+@lru_cache(maxsize=4096)
+def _host_port(scheme: str, netloc: str) -> str:
+    """Lower-case (IDNA) host, and the port unless it is the scheme's default (a crawl meets
+    few hosts and many URLs: remembered)."""
+    parts = SplitResult(scheme, netloc, "", "", "")
     host = (parts.hostname or "").rstrip(".")
     try:
         host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
@@ -46,11 +51,11 @@ def _host_port(parts: SplitResult) -> str:
         host = host.lower()
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    port = parts.port if parts.port and parts.port != _DEFAULT_PORTS.get(
-        parts.scheme.lower()) else None
-    return f"{host}:{port}" if port else host
+    port = parts.port
+    return f"{host}:{port}" if port and port != _DEFAULT_PORTS.get(scheme.lower()) else host
 
 
+@lru_cache(maxsize=4096)
 def is_internal_host(host: str) -> bool:
     """Loopback, private, link-local or otherwise non-public addresses (and localhost)."""
     name = host.strip("[]").lower()
@@ -82,8 +87,7 @@ class HostScope:
         hostname = (parts.hostname or "").lower()
         if is_internal_host(hostname) and not self.internal_ok:
             return "internal"
-        key = host_key(url)
-        if key in self.hosts:
+        if _host_port(parts.scheme, parts.netloc) in self.hosts:
             return None
         if self.allow_subdomains and any(hostname.endswith("." + name) for name in self.names):
             return None
