@@ -85,8 +85,10 @@ class StateIndex:
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
-        if db is None:  # one connection per thread, as sqlite3 wants
-            db = self._local.db = sqlite3.connect(self.path)
+        if db is None:  # one connection per thread, as sqlite3 wants; the file is never
+            # written once built: no locking and change checks (two syscalls) per lookup
+            db = self._local.db = sqlite3.connect(
+                self.path.resolve().as_uri() + "?immutable=1", uri=True)
         return db
 
 
