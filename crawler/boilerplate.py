@@ -235,6 +235,10 @@ def _text(el: HtmlElement) -> str:
     return " ".join((el.text_content() if len(el) else el.text or "").split())
 
 
+def _is_promo(text: str) -> bool:
+    return bool(_PROMO_RE.match(_EDGE.sub("", text.casefold())))
+
+
 def _is_heading_text(text: str) -> bool:
     text = _EDGE.sub("", text.casefold())
     if not 0 < len(text) <= 60:
@@ -251,7 +255,7 @@ class Cleaner:
     def __init__(self, root: HtmlElement) -> None:
         self.root = root
         self.stats = _measure(root)
-        self.removed: list[tuple[str, str]] = []  # (rule, text) of every removed block
+        self.removed: list[tuple[str, HtmlElement]] = []  # (rule, block) of every removal
 
     def run(self) -> None:
         body = self.root.find("body")
@@ -335,8 +339,8 @@ class Cleaner:
             return "headed-related"
         if self._teaser_list(el):
             return "teasers"
-        if s.chars < 200 and tag not in ("ul", "ol") and (s.links or s.controls) and self._is_promo(
-                el):
+        if s.chars < 200 and tag not in ("ul", "ol") and (s.links or s.controls) and _is_promo(
+                _text(el)):
             return "promo"
         return None
 
@@ -377,7 +381,6 @@ class Cleaner:
             return "link-dense"
         if s.share_links >= 2 and s.share_links == s.links and s.chars < _SHORT:
             return "share-bar"
-        text = _text(el)
         first = next((c for c in el if isinstance(c.tag, str)), None)
         if (first is not None and not (el.text or "").strip() and first.tag != "a"
                 and self._heads_related(first) and s.link_chars >= 0.5 * (
@@ -385,22 +388,20 @@ class Cleaner:
             return "inline-related"
         if s.chars > _SHORT:
             return None
+        text = _text(el)
         lead = _INLINE_LEAD.match(text)
         if lead and _is_heading_text(lead.group(1)) and s.link_chars >= 0.5 * (
                 s.chars - len(lead.group(0))):
             return "inline-related"
         if _is_heading_text(text) and s.link_chars >= 0.5 * s.chars:
             return "inline-related"
-        if self._is_promo(el) and s.chars < 200:
+        if s.chars < 200 and _is_promo(text):
             return "promo"
         return None
 
     def _is_credit(self, el: HtmlElement) -> bool:
         return (self.stats[el].chars <= 100 and not len(el)
                 and bool(_CREDIT_RE.match(_text(el).casefold())))
-
-    def _is_promo(self, el: HtmlElement) -> bool:
-        return bool(_PROMO_RE.match(_EDGE.sub("", _text(el).casefold())))
 
     def _teaser_list(self, el: HtmlElement) -> bool:
         """Two or more items, each a linked heading (with a picture or a blurb) to elsewhere."""
@@ -455,7 +456,7 @@ class Cleaner:
             el.tag = "div"
 
     def _drop(self, el: HtmlElement, reason: str) -> None:
-        self.removed.append((reason, _text(el)))
+        self.removed.append((reason, el))
         parent = el.getparent()
         el.drop_tree()
         if parent is not None:  # keep the ancestors' measures true for later decisions
@@ -470,10 +471,10 @@ class Cleaner:
                 parent = parent.getparent()
 
 
-def remove_boilerplate(root: HtmlElement) -> list[tuple[str, str]]:
+def remove_boilerplate(root: HtmlElement) -> list[tuple[str, HtmlElement]]:
     """Remove teaser and widget blocks from the parsed page in place; returns the rule and the
-    text of every removed block (to see why a text went missing)."""
+    (detached) block of every removal, to see why a text went missing. Their texts are not
+    read here: the extraction has no use for them."""
     cleaner = Cleaner(root)
     cleaner.run()
     return cleaner.removed
-

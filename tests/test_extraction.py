@@ -48,7 +48,9 @@ def trafilatura_alone(p: dict[str, Any]) -> str:
 
 
 def removed(p: dict[str, Any]) -> list[tuple[str, str]]:
-    return remove_boilerplate(parse_html(html_of(p)))
+    """(rule, text) of every block the cleaning removed from the page."""
+    return [(rule, " ".join(block.text_content().split()))
+            for rule, block in remove_boilerplate(parse_html(html_of(p)))]
 
 
 def learned(outlet: str, pages: list[dict[str, Any]] | None = None) -> frozenset[int]:
