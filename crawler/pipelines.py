@@ -9,9 +9,7 @@ the outlet's learned templates (a few set operations; ``crawler.templates``).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -21,7 +19,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import DeferredSemaphore
 
 from crawler._twisted import run_in
-from crawler.extract import extract_document, warm_up
+from crawler.extract import extract_document, extraction_pool
 from crawler.run import ArchiveRun
 from crawler.templates import TemplateLearner
 
@@ -35,12 +33,7 @@ class ExtractionPipeline:
     def __init__(self, run: ArchiveRun, workers: int, stats: Any) -> None:
         self.run = run
         self.stats = stats
-        self.pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("forkserver"),
-            initializer=warm_up,
-            initargs=(os.getpid(),),
-        )
+        self.pool = extraction_pool(workers)
         # The executor keeps every submitted page until a worker takes it: bound what waits, so
         # a slow pool holds back the scraper (and so the downloader) instead of filling memory.
         self.slots = DeferredSemaphore(2 * workers)

@@ -18,13 +18,12 @@ import gzip
 import io
 import json
 import logging
-import multiprocessing
 import os
 import tempfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -305,12 +304,10 @@ class ExtractionPool:
     """Process pool fed in order with a bounded number of pages in flight (flat memory)."""
 
     def __init__(self, workers: int) -> None:
-        from crawler.extract import warm_up
+        from crawler.extract import extraction_pool
 
         self.workers = workers
-        self.executor = ProcessPoolExecutor(max_workers=workers, initializer=warm_up,
-                                            initargs=(os.getpid(),),
-                                            mp_context=multiprocessing.get_context("forkserver"))
+        self.executor = extraction_pool(workers)
 
     def __enter__(self) -> ExtractionPool:
         return self
