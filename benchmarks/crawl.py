@@ -5,7 +5,8 @@ local store).
 Generates the synthetic outlet of ``../shared/benchmarks/site/make_site.py`` (N articles),
 serves it with ``python -m http.server`` in its own process on 127.0.0.1, runs
 ``newsarchive crawl`` on it with politeness off, and prints pages/s, articles/s and the peak
-RSS of the crawl's process tree (sampled from /proc every 0.1 s). Discovery is through the
+memory of the crawl (RSS of its main process, PSS of its process tree; sampled from /proc every
+0.1 s). Discovery is through the
 site's sitemap (``--discovery sitemap``, the default) or by following section links
 (``--discovery links``). ``--wget`` also runs ``wget --recursive --warc-file`` on the same site
 in the same run, for the ratio. ``--again`` crawls each site a second time with ``--recheck``
@@ -54,9 +55,22 @@ def _proc_stat(pid: int) -> tuple[int, int, list[int]] | None:
     return int(fields[21]) * os.sysconf("SC_PAGE_SIZE"), ticks, children
 
 
+def _pss(pid: int, rss: int) -> int:
+    """Proportional set size: pages shared with other processes (the extraction workers share
+    what their fork server loaded) count once across them; RSS where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return rss
+
+
 def measure(cmd: list[str], cwd: Path) -> dict[str, float]:
-    """Wall time, peak RSS (main process, whole tree) and CPU seconds (main process, its
-    children) of a command, sampled from /proc every 0.1 s."""
+    """Wall time, peak memory (RSS of the main process, PSS of the whole tree) and CPU seconds
+    (main process, its children) of a command, sampled from /proc every 0.1 s."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -70,7 +84,7 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, float]:
             if stat is None:
                 continue
             rss, ticks, children = stat
-            tree += rss
+            tree += _pss(pid, rss)
             cpu[pid] = ticks
             todo.extend(children)
             if pid == proc.pid:
@@ -148,7 +162,7 @@ def report(label: str, f: dict[str, float]) -> None:
           f"extraction workers {f['cpu_children'] * 1000 / f['pages']:.1f}, "
           f"server {f['cpu_server'] * 1000 / f['pages']:.1f}; "
           f"WARC {f['warc_mb']:.1f} MB; peak RSS main process "
-          f"{f['peak_rss_main'] / 2**20:.0f} MiB, whole tree (with extraction workers) "
+          f"{f['peak_rss_main'] / 2**20:.0f} MiB, whole tree PSS (with extraction workers) "
           f"{f['peak_rss_tree'] / 2**20:.0f} MiB")
 
 
@@ -200,7 +214,7 @@ def main() -> None:
                     ref = served(server, wget, base + "/", work)
                     ratio = (ours["pages"] / ours["seconds"]) / (ref["pages"] / ref["seconds"])
                     print(f"  wget: {ref['pages']} pages in {ref['seconds']:.1f} s = "
-                          f"{ref['pages'] / ref['seconds']:.1f} pages/s, peak RSS "
+                          f"{ref['pages'] / ref['seconds']:.1f} pages/s, peak memory "
                           f"{ref['peak_rss_tree'] / 2**20:.0f} MiB, CPU ms/page: wget "
                           f"{ref['cpu_main'] * 1000 / ref['pages']:.1f}, server "
                           f"{ref['cpu_server'] * 1000 / ref['pages']:.1f}; newsarchive/wget "
