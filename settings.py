@@ -72,6 +72,11 @@ AUTOTHROTTLE_START_DELAY = 0.5
 AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
 CONCURRENT_REQUESTS = 32
+# Within a priority, requests in the order found (Scrapy's default is last found first): a
+# sitemap or feed lists its newest articles first, a section page its newest links. The FIFO
+# disk queue reads its file forward (LIFO seeks and truncates it on every pop: ~1/3 more CPU).
+SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
+SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
 # Outputs of one response handled at a time. Scrapy starts this many cooperative tasks for every
 # response however few outputs it has; the spider yields one item per article (requests are only
 # queued), and responses are still processed side by side: 1 spares the work (~5% of the crawl

@@ -78,6 +78,14 @@ def test_sitemap_index_with_gzip_news_sitemap(site: dict[str, Any]) -> None:
     assert all(dates.values())
 
 
+def test_entries_are_fetched_in_the_order_listed(site: dict[str, Any]) -> None:
+    """A sitemap lists its newest articles first (here, its oldest): one request at a time, the
+    crawl fetches them in that order, so a bounded or interrupted crawl has the first listed."""
+    crawl(site, f'sitemaps = ["{site["base"]}/sitemaps/index.xml"]', crawl_opts="concurrency = 1")
+    fetched = [p for p in fetched_paths(site) if p.startswith("/news/")]
+    assert fetched == site["paths"]["listed"]
+
+
 def test_sitemap_listed_in_robots_txt(site: dict[str, Any]) -> None:
     robots = site["root"] / "robots.txt"
     robots.write_text(robots.read_text() + f"Sitemap: {site['base']}/sitemaps/index.xml\n")
