@@ -309,11 +309,10 @@ class Cleaner:
                 self._drop(el, "form")  # the box around a form: its title and helper text
 
     def _verdict(self, el: HtmlElement) -> str | None:
-        """Why this element is boilerplate as a whole, or None."""
+        """Why this element is boilerplate as a whole, or None (the walk asks only about elements
+        with text or controls)."""
         s = self.stats[el]
         tag = el.tag
-        if s.chars == 0 and s.controls == 0:
-            return None
         if tag == "p" or tag in _HEADINGS:
             return self._paragraph_verdict(el)
         if tag == "form":  # unless it wraps the page (ASP.NET) and so the article
@@ -369,8 +368,8 @@ class Cleaner:
         """A paragraph goes only when it is not prose: nothing but links (a menu or tag line),
         share links, a copyright line, or a "Read also: <a>Another story</a>" teaser."""
         s = self.stats[el]
-        if s.chars < 200:
-            text = _text(el)
+        text = _text(el) if s.chars < 200 else None
+        if text is not None:
             if _COPYRIGHT.match(text):
                 return "copyright"
             if s.chars <= 100 and _CREDIT_RE.match(text.casefold()):
@@ -388,7 +387,8 @@ class Cleaner:
             return "inline-related"
         if s.chars > _SHORT:
             return None
-        text = _text(el)
+        if text is None:
+            text = _text(el)
         lead = _INLINE_LEAD.match(text)
         if lead and _is_heading_text(lead.group(1)) and s.link_chars >= 0.5 * (
                 s.chars - len(lead.group(0))):
