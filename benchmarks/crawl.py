@@ -182,7 +182,7 @@ def main() -> None:
         work = Path(tmp)
         if args.demo:
             sys.path.insert(0, str(ROOT))
-            from crawler.demo import SAMPLE_SITE
+            from crawler.jobs.demo import SAMPLE_SITE
 
             port = free_port()
             server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind",

@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from crawler.config import ArchiveConfig  # noqa: E402
-from crawler.store import S3Store  # noqa: E402
+from crawler.store.backends import S3Store  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402
 from tests.textarchive import Prose, document, write_crawl  # noqa: E402
 
-# `newsarchive` itself (crawler.cli:main), reporting its peak RSS on stderr as it exits.
-NEWSARCHIVE = [sys.executable, "-c", "import sys\nfrom crawler.cli import main\n"
+# `newsarchive` itself (crawler.cli.main:main), reporting its peak RSS on stderr as it exits.
+NEWSARCHIVE = [sys.executable, "-c", "import sys\nfrom crawler.cli.main import main\n"
                "try:\n    sys.exit(main(sys.argv[1:]))\nfinally:\n"
                "    print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0],"
                " file=sys.stderr)"]

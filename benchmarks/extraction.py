@@ -2,7 +2,8 @@
 
 1. The Scrapinghub article-body benchmark (181 pages; ``../shared/benchmarks/extraction/``, see
    its README for the metric): F1, precision, recall and accuracy of
-   ``crawler.extract.extract_document`` and of ``trafilatura.extract(include_comments=False)``.
+   ``crawler.extraction.document.extract_document`` and of
+   ``trafilatura.extract(include_comments=False)``.
 2. The project's fixture outlets (``tests/fixtures/extraction/``, pages written for the project
    in ru, uk, pl, en, de, fr, es): article paragraphs kept and boilerplate phrases leaked, per
    outlet; templates are learned over each outlet's pages first, as a crawl learns them.
@@ -35,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 import trafilatura  # noqa: E402
 
-from crawler import extract  # noqa: E402
-from crawler.templates import TemplateLearner  # noqa: E402
+from crawler.extraction import document as extract  # noqa: E402
+from crawler.extraction.templates import TemplateLearner  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "benchmarks" / "extraction"
 FIXTURES = ROOT / "tests" / "fixtures" / "extraction"

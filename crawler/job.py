@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.config import Config, ConfigError, OutletConfig
-from crawler.spool import JOBS_DIR, default_spool_dir
+from crawler.store.spool import JOBS_DIR, default_spool_dir
 
 JOB_FILE = "job.json"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from crawler.demo import SAMPLE_SITE, OutletRequestHandler, OutletServer
+from crawler.jobs.demo import SAMPLE_SITE, OutletRequestHandler, OutletServer
 from tests.s3server import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent

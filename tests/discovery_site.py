@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from html import escape
 from pathlib import Path
 
-from crawler.demo import OutletRequestHandler
+from crawler.jobs.demo import OutletRequestHandler
 
 WORDS = ("rada uchwaliła budżet miasta na przyszły rok po długiej debacie radnych oraz "
          "mieszkańców którzy przyszli na sesję aby bronić swoich postulatów").split()

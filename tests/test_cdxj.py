@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from crawler.cdxj import cdxj_line, write_sorted
+from crawler.capture.cdxj import cdxj_line, write_sorted
 
 
 def test_a_long_index_is_sorted_from_runs_on_disk(tmp_path: Path) -> None:

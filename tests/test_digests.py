@@ -9,8 +9,8 @@ from pathlib import Path
 import scrapy
 from scrapy.utils.test import get_crawler
 
-from crawler.digests import DigestSet
-from crawler.dupefilter import CompactDupeFilter
+from crawler.crawl.dupefilter import CompactDupeFilter
+from crawler.discovery.digests import DigestSet
 
 
 def digest(i: int) -> bytes:

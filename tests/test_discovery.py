@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.demo import OutletServer
-from crawler.discovery import NotADiscoveryDocument, feed_links, parse_document
+from crawler.discovery.feeds import NotADiscoveryDocument, feed_links, parse_document
+from crawler.jobs.demo import OutletServer
 from tests.conftest import read_text_shards, run_cli
 from tests.discovery_site import article_html, build_site, logging_handler
 

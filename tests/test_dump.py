@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.dump_formats import DOCUMENT_FIELDS
-from crawler.store import LocalStore
+from crawler.readers.dump_formats import DOCUMENT_FIELDS
+from crawler.store.backends import LocalStore
 from tests.conftest import NEWSARCHIVE, run_cli
 from tests.textarchive import Prose, document, write_crawl, write_text_version
 

@@ -16,11 +16,11 @@ import lxml.html
 import pytest
 import trafilatura
 
-from crawler.boilerplate import HEADINGS, remove_boilerplate
 from crawler.config import ConfigError, parse_config
-from crawler.extract import EXTRACTION_PROFILE, extract_document, parse_html
-from crawler.metadata import page_metadata, parse_date
-from crawler.templates import TemplateLearner, fingerprint, without_templates
+from crawler.extraction.boilerplate import HEADINGS, remove_boilerplate
+from crawler.extraction.document import EXTRACTION_PROFILE, extract_document, parse_html
+from crawler.extraction.metadata import page_metadata, parse_date
+from crawler.extraction.templates import TemplateLearner, fingerprint, without_templates
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extraction"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text("utf-8"))

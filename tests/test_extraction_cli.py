@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from crawler.extract import extract_document
+from crawler.extraction.document import extract_document
 from tests.conftest import run_cli
 from tests.test_extraction import FIXTURES, OUTLETS, page
 

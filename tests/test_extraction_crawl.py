@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from crawler.demo import OutletServer
-from crawler.extract import extract_document
+from crawler.extraction.document import extract_document
+from crawler.jobs.demo import OutletServer
 from tests.conftest import read_text_shards, run_cli, write_config
 
 WORKERS = os.cpu_count() or 1   # the pipeline's pool: one worker per core

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from crawler.config import ArchiveConfig
-from crawler.demo import OutletServer
-from crawler.state import PREFIX, is_due, merge_journal, next_check, read_state
-from crawler.store import LocalStore, S3Store
+from crawler.jobs.demo import OutletServer
+from crawler.store.backends import LocalStore, S3Store
+from crawler.store.state import PREFIX, is_due, merge_journal, next_check, read_state
 from tests.conftest import (
     EXPECTED,
     FixtureHandler,

@@ -10,7 +10,7 @@ import sys
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
-from crawler.demo import OutletServer
+from crawler.jobs.demo import OutletServer
 from tests.conftest import ROOT, read_text_shards, run_cli
 
 MAKE_SITE = ROOT.parent / "shared" / "benchmarks" / "site" / "make_site.py"

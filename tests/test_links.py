@@ -1,6 +1,6 @@
 """Link extraction from raw bytes: what a link-following crawl sees on a page."""
 
-from crawler.links import page_links
+from crawler.discovery.links import page_links
 
 PAGE = """<html><head><title>t</title></head><body>
 <a href="/news/a.html#comments">root-relative, with a fragment</a>

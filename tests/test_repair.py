@@ -1,5 +1,5 @@
 """Repair of the WARC and text shards a killed crawl leaves as ``*.open``, on files written by the
-real writers (crawler.warc.WarcFile, gzip.GzipFile as crawler.run uses it)."""
+real writers (crawler.capture.warc.WarcFile, gzip.GzipFile as crawler.crawl.archiving uses it)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import pytest
 from scrapy.http import HtmlResponse
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.capture import _mime
-from crawler.cdxj import cdxj_line, timestamp14
-from crawler.repair import index_lines, repair_warc, salvage_text
-from crawler.warc import WarcFile, WrittenRecord, warc_date, warcinfo_fields
+from crawler.capture.cdxj import cdxj_line, timestamp14
+from crawler.capture.repair import index_lines, repair_warc, salvage_text
+from crawler.capture.warc import WarcFile, WrittenRecord, warc_date, warcinfo_fields
+from crawler.crawl.warc_capture import _mime
 
 WARCIO = str(Path(sys.executable).parent / "warcio")
 KEY = "crawls/c1/warc/c1-00000-host.warc.gz"
@@ -32,7 +32,7 @@ KEY = "crawls/c1/warc/c1-00000-host.warc.gz"
 class Written:
     path: Path
     members: list[WrittenRecord]  # every record, in file order
-    lines: list[str]  # CDXJ lines as crawler.run writes them
+    lines: list[str]  # CDXJ lines as a crawl writes them
 
 
 def _write_response(warc: WarcFile, url: str, body: bytes, content_type: str,
@@ -168,7 +168,7 @@ def test_repair_warc(written: Written, tmp_path: Path, case: str,
             open_path.read_bytes()[written.members[-1].offset:])
         assert b"\r\n\r\n" not in partial
 
-    with caplog.at_level(logging.WARNING, logger="crawler.repair"):
+    with caplog.at_level(logging.WARNING, logger="crawler.capture.repair"):
         result = repair_warc(open_path, final)
 
     kept = end(written.members[expected - 1]) if expected else 0
@@ -214,7 +214,7 @@ def _text_records(n: int) -> list[dict[str, object]]:
 
 
 def _crashed_text(directory: Path, records: list[dict[str, object]], sync: bool) -> Path:
-    """A text shard written as crawler.run writes it and never closed; the bytes on disk."""
+    """A text shard written as a crawl writes it and never closed; the bytes on disk."""
     path = directory / "shard.jsonl.gz.open"
     raw = open(path, "xb")
     gz = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)

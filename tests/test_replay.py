@@ -25,7 +25,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from crawler.replay import merge_sorted
+from crawler.readers.replay import merge_sorted
 from tests.conftest import EXPECTED, NEWSARCHIVE, Outlet, crawl_s3, run_cli, s3_env, write_config
 from tests.s3server import S3Server, free_ports
 

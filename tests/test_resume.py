@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.demo import OutletServer
+from crawler.jobs.demo import OutletServer
 from tests.conftest import NEWSARCHIVE, read_text_shards, run_cli
 from tests.discovery_site import LoggingHandler, build_site, logging_handler
 from tests.test_crawl_local import warc_records

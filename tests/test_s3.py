@@ -12,8 +12,8 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.config import ArchiveConfig
-from crawler.spool import Spool
-from crawler.store import S3Store
+from crawler.store.backends import S3Store
+from crawler.store.spool import Spool
 from tests.conftest import Outlet, run_cli, s3_archive, s3_env, write_config
 from tests.s3server import S3Server
 

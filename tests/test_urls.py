@@ -2,7 +2,7 @@
 
 import pytest
 
-from crawler.urls import HostScope, canonical_url
+from crawler.discovery.urls import HostScope, canonical_url
 
 
 @pytest.mark.parametrize(("url", "canonical"), [

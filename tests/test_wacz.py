@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.cdxj import cdxj_line, timestamp14
-from crawler.warc import WarcFile, warc_date
+from crawler.capture.cdxj import cdxj_line, timestamp14
+from crawler.capture.warc import WarcFile, warc_date
 from tests.conftest import EXPECTED, Outlet, crawl_local, crawl_s3, run_cli, s3_env
 from tests.s3server import S3Server
 

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from crawler.store import ArchiveStore
+from crawler.store.backends import ArchiveStore
 
 CRAWL_MANIFEST_FORMAT = "newsarchive-manifest/1"
 VERSION_FORMAT = "newsarchive-text-version/1"

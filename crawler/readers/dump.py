@@ -6,7 +6,7 @@ version. Shards are chosen from the manifests before any is opened: a shard whos
 languages or date range cannot match is skipped, and one whose metadata proves that every
 document matches is passed through without a per-document check. Shards are streamed (from S3,
 chunk by chunk from the GET body). A deduplicated dump reads the chosen shards twice: the first
-pass keeps a small fingerprint per document (`crawler.neardup`), the second writes the kept
+pass keeps a small fingerprint per document (`crawler.readers.neardup`), the second writes the kept
 documents, stopping at a shard's last kept line.
 """
 
@@ -25,10 +25,9 @@ from datetime import date
 from fnmatch import translate
 from typing import IO, TYPE_CHECKING, Any
 
-from crawler.archive import list_crawls, read_lines, text_entries
-from crawler.cli import CommandError
+from crawler.cli.main import CommandError
 from crawler.config import load_config
-from crawler.dump_formats import (
+from crawler.readers.dump_formats import (
     DOCUMENT_FIELDS,
     FORMATS,
     JsonlWriter,
@@ -39,10 +38,11 @@ from crawler.dump_formats import (
     Writer,
     document_day,
 )
-from crawler.store import ArchiveStore, StoreError, open_store
+from crawler.readers.listing import list_crawls, read_lines, text_entries
+from crawler.store.backends import ArchiveStore, StoreError, open_store
 
 if TYPE_CHECKING:  # numpy is imported when a dump runs, not with every command
-    from crawler.neardup import Decision, Deduplicator
+    from crawler.readers.neardup import Decision, Deduplicator
 
 DATE_HELP = ("published date, or the fetch date for documents without one; YYYY-MM-DD, YYYY-MM "
              "or YYYY, inclusive")
@@ -98,7 +98,7 @@ def _date_prefix(value: str) -> str:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    from crawler.neardup import Deduplicator
+    from crawler.readers.neardup import Deduplicator
 
     fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else None
     if fields:
@@ -392,7 +392,7 @@ class Progress:
 
 
 def _dedup_description(dedup: Deduplicator | None) -> str:
-    from crawler.neardup import SHINGLE_WORDS, SIMILARITY
+    from crawler.readers.neardup import SHINGLE_WORDS, SIMILARITY
 
     if dedup is None:
         return "none (every version and near-duplicate kept)"

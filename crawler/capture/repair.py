@@ -21,9 +21,9 @@ from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.cdxj import REVISIT_MIME, cdxj_line, timestamp14
-from crawler.store import fsync_dir
-from crawler.warc import HashingFile
+from crawler.capture.cdxj import REVISIT_MIME, cdxj_line, timestamp14
+from crawler.capture.warc import HashingFile
+from crawler.store.backends import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def repair_warc(open_path: Path, final_path: Path) -> RepairedWarc:
 
 
 def index_lines(path: Path, warc_key: str) -> Iterator[str]:
-    """CDXJ lines (crawler.cdxj.cdxj_line) of the response and revisit records of a closed WARC,
+    """CDXJ lines (``cdxj_line``) of the response and revisit records of a closed WARC,
     in file order (the caller sorts).
 
     Built the way ``ArchiveRun._write_exchange`` builds them, so a repaired WARC gets the index
@@ -81,7 +81,7 @@ def index_lines(path: Path, warc_key: str) -> Iterator[str]:
             status = int(http.get_statuscode()) if http else None
             if record.rec_type == "revisit":
                 mime = REVISIT_MIME
-            else:  # as crawler.capture._mime: the media type, lowercased, without parameters
+            else:  # as the capture records it: the media type, lowercased, no parameters
                 mime = ((http.get_header("Content-Type") if http else None) or "")
                 mime = mime.split(";")[0].strip().lower()
             url = head.get_header("WARC-Target-URI")

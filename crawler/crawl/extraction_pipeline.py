@@ -3,7 +3,7 @@
 The reactor only hands pages to the pool and writes the finished record to the run; Scrapy's
 scraper slot limits how many pages wait here, so memory stays bounded when extraction is the
 bottleneck. The one thing the reactor adds is counting each page's paragraph fingerprints for
-the outlet's learned templates (a few set operations; ``crawler.templates``).
+the outlet's learned templates (a few set operations; ``crawler.extraction.templates``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from scrapy.crawler import Crawler
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import DeferredSemaphore
 
-from crawler._twisted import run_in
-from crawler.extract import extract_document, extraction_pool
-from crawler.run import ArchiveRun
-from crawler.templates import TemplateLearner
+from crawler.crawl.archiving import ArchiveRun
+from crawler.crawl.threads import run_in
+from crawler.extraction.document import extract_document, extraction_pool
+from crawler.extraction.templates import TemplateLearner
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from twisted.internet.task import LoopingCall
 
-from crawler.run import ArchiveRun
+from crawler.crawl.archiving import ArchiveRun
 
 
 class Progress:

@@ -6,7 +6,7 @@ from typing import Any
 
 from scrapy.dupefilters import RFPDupeFilter
 
-from crawler.digests import DigestSet
+from crawler.discovery.digests import DigestSet
 
 
 class CompactDupeFilter(RFPDupeFilter):

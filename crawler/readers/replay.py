@@ -30,11 +30,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from crawler.archive import complete_crawls, text_records
-from crawler.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit
-from crawler.cli import EXIT_OK, CommandError
+from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit
+from crawler.cli.main import EXIT_OK, CommandError
 from crawler.config import ArchiveConfig, load_config
-from crawler.store import ArchiveStore, open_store
+from crawler.readers.listing import complete_crawls, text_records
+from crawler.store.backends import ArchiveStore, open_store
 
 COLLECTION = "archive"
 TEMPLATES = Path(__file__).parent / "replay_templates"
@@ -118,7 +118,7 @@ def find_wayback(explicit: str | None = None) -> str:
         candidates = [explicit]
     else:
         candidates = [str(Path(sys.prefix).parent / PYWB_VENV / "bin" / "wayback"),
-                      str(Path(__file__).resolve().parent.parent / PYWB_VENV / "bin" / "wayback"),
+                      str(Path(__file__).resolve().parents[2] / PYWB_VENV / "bin" / "wayback"),
                       shutil.which("wayback") or ""]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):

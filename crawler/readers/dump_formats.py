@@ -20,7 +20,13 @@ from datetime import datetime
 from typing import IO, Any, Protocol
 
 from crawler import __version__
-from crawler.warc import WARC_VERSION, new_record_id, sha1_digest, warc_date, warcinfo_fields
+from crawler.capture.warc import (
+    WARC_VERSION,
+    new_record_id,
+    sha1_digest,
+    warc_date,
+    warcinfo_fields,
+)
 
 # The text record of DESIGN.md, in its order (with the config's expected language).
 DOCUMENT_FIELDS = ("url", "outlet", "crawl_id", "fetched_at", "status", "title", "author", "date",

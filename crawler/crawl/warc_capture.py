@@ -2,7 +2,7 @@
 
 Placed above HttpCompressionMiddleware (590), it sees each response before decompression, so the
 body is stored as received (Content-Encoding kept), and each redirect hop, error status and
-robots.txt fetch separately. Heads come from the wire (see ``crawler.http``); when a download
+robots.txt fetch separately. Heads come from the wire (see ``crawler.crawl.http``); when a download
 handler does not provide them, they are rebuilt from Scrapy's request and response.
 """
 
@@ -16,9 +16,9 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 
-from crawler.http import WIRE_HEADS_META
-from crawler.run import ArchiveRun, Exchange
-from crawler.warc import record_pointer, warc_date
+from crawler.capture.warc import record_pointer, warc_date
+from crawler.crawl.archiving import ArchiveRun, Exchange
+from crawler.crawl.http import WIRE_HEADS_META
 
 CAPTURE_META = "warc_capture"
 """``request.meta`` key under which the response record's location is left for the spider."""

@@ -21,11 +21,11 @@ from functools import partial
 from typing import IO, Any, TextIO
 from urllib.parse import urldefrag
 
-from crawler.cli import EXIT_OK, CommandError
+from crawler.cli.main import EXIT_OK, CommandError
 from crawler.config import load_config
-from crawler.reextract import basename, text_versions
-from crawler.spool import MANIFEST_NAME
-from crawler.store import ArchiveStore, StoreError, open_store
+from crawler.readers.reextract import basename, text_versions
+from crawler.store.backends import ArchiveStore, StoreError, open_store
+from crawler.store.spool import MANIFEST_NAME
 
 _CHUNK = 1 << 20
 

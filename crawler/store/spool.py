@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from crawler.config import ArchiveConfig
-from crawler.store import ArchiveStore, ObjectInfo, StoreError, sha256_file
+from crawler.store.backends import ArchiveStore, ObjectInfo, StoreError, sha256_file
 
 logger = logging.getLogger(__name__)
 

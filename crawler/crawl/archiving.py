@@ -29,14 +29,8 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from crawler import __version__
-from crawler._twisted import run_in
-from crawler.archive import TextStats
-from crawler.cdxj import REVISIT_MIME, cdxj_line, timestamp14, write_sorted
-from crawler.job import JOB_FILE, CrawlJob
-from crawler.spool import JOBS_DIR, MANIFEST_NAME, Spool, default_spool_dir
-from crawler.state import Journal, StateIndex, merge_journal, read_state
-from crawler.store import ArchiveStore, StoreError, open_store, sha256_file
-from crawler.warc import (
+from crawler.capture.cdxj import REVISIT_MIME, cdxj_line, timestamp14, write_sorted
+from crawler.capture.warc import (
     GzipLines,
     HashingFile,
     WarcFile,
@@ -45,6 +39,12 @@ from crawler.warc import (
     warc_date,
     warcinfo_fields,
 )
+from crawler.crawl.threads import run_in
+from crawler.job import JOB_FILE, CrawlJob
+from crawler.readers.listing import TextStats
+from crawler.store.backends import ArchiveStore, StoreError, open_store, sha256_file
+from crawler.store.spool import JOBS_DIR, MANIFEST_NAME, Spool, default_spool_dir
+from crawler.store.state import Journal, StateIndex, merge_journal, read_state
 
 logger = logging.getLogger(__name__)
 

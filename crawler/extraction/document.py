@@ -4,15 +4,15 @@
 templates passed in), so a re-extraction of stored WARCs gives the same result as the crawl did.
 The steps, in order:
 
-1. parse; read the metadata from the untouched page (``crawler.metadata``);
+1. parse; read the metadata from the untouched page (``crawler.extraction.metadata``);
 2. the outlet's overrides: ``prune`` selectors removed, the ``body`` selector's element(s) kept;
    then the page regions trafilatura deletes unread (``aside``, ``nav``, ``footer``, ``menu``);
 3. the standfirst (the page's description set apart above the body) removed: it is metadata;
-4. generic teaser and widget removal (``crawler.boilerplate``);
+4. generic teaser and widget removal (``crawler.extraction.boilerplate``);
 5. an article body split in sibling chunks (around ads) joined back into one container;
 6. trafilatura with ``EXTRACTION_PROFILE`` finds the body;
 7. the headline, a byline or dateline at the top or bottom, and the outlet's learned template
-   blocks (``crawler.templates``) are dropped; paragraphs are joined with blank lines.
+   blocks (``crawler.extraction.templates``) are dropped; paragraphs are joined with blank lines.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import lxml.etree
 import lxml.html
 from lxml.html import HtmlElement
 
-from crawler.boilerplate import remove_boilerplate
-from crawler.metadata import page_metadata
-from crawler.templates import fingerprint, without_templates
+from crawler.extraction.boilerplate import remove_boilerplate
+from crawler.extraction.metadata import page_metadata
+from crawler.extraction.templates import fingerprint, without_templates
 
 # Measured on the Scrapinghub article-body benchmark (benchmarks/extraction.py --profiles),
 # with the project's own cleaning in front: trafilatura's balanced mode without its fallback
@@ -287,10 +287,10 @@ def extraction_pool(workers: int) -> ProcessPoolExecutor:
     """A process pool for ``extract_document``, whose workers exit with the process that made it.
 
     Workers are forked from a fork server that has loaded trafilatura and the language model
-    once (``crawler.preload``): each starts warm and shares that memory, instead of spending
-    ~1 s of CPU loading its own while the crawl starts."""
+    once (``crawler.extraction.preload``): each starts warm and shares that memory, instead of
+    spending ~1 s of CPU loading its own while the crawl starts."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["crawler.preload"])
+    context.set_forkserver_preload(["crawler.extraction.preload"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=_start_worker, initargs=(os.getpid(),))
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler import __version__
-from crawler.archive import complete_crawls, text_records
-from crawler.cli import EXIT_OK, CommandError
+from crawler.cli.main import EXIT_OK, CommandError
 from crawler.config import load_config
-from crawler.store import ArchiveStore, open_store
+from crawler.readers.listing import complete_crawls, text_records
+from crawler.store.backends import ArchiveStore, open_store
 
 WACZ_VERSION = "1.1.1"
 _CHUNK = 1 << 20

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from crawler.store import ArchiveStore, update_object
+from crawler.store.backends import ArchiveStore, update_object
 
 logger = logging.getLogger(__name__)
 

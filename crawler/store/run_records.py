@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from crawler.job import CrawlJob
-from crawler.store import ArchiveStore, StoreError, update_object
+from crawler.store.backends import ArchiveStore, StoreError, update_object
 
 logger = logging.getLogger(__name__)
 

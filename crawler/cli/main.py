@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from crawler import __version__
-from crawler.archive import complete_crawls, list_crawls, text_records
 from crawler.config import Config, ConfigError, load_config, parse_config, parse_since
 from crawler.job import CrawlJob
-from crawler.runs import print_last_runs
-from crawler.store import StoreError, open_store
+from crawler.readers.listing import complete_crawls, list_crawls, text_records
+from crawler.store.backends import StoreError, open_store
+from crawler.store.run_records import print_last_runs
 
 EXIT_OK, EXIT_FAILED, EXIT_SPOOLED = 0, 1, 3
 
@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 
 # Modules that add commands of their own: each has ``add_commands(subparsers, common)``, whose
 # handlers take the parsed arguments and return the exit code.
-COMMAND_MODULES: tuple[str, ...] = ("crawler.replay", "crawler.reextract", "crawler.verify",
-                                    "crawler.wacz", "crawler.dump", "crawler.extract_cli",
-                                    "crawler.schedule")
+COMMAND_MODULES: tuple[str, ...] = (
+    "crawler.readers.replay", "crawler.readers.reextract", "crawler.readers.verify",
+    "crawler.readers.wacz", "crawler.readers.dump", "crawler.readers.extract_files",
+    "crawler.jobs.schedule")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,7 +130,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 def interrupted_jobdir(job: CrawlJob, which: str) -> Path:
     """The work directory of the interrupted crawl to resume, or a one-line error."""
-    from crawler.resume import find_interrupted
+    from crawler.crawl.resume import find_interrupted
 
     jobdir = find_interrupted(job, which, open_store(job.config.archive, job.archive_uri))
     if jobdir is None:
@@ -141,13 +142,13 @@ def interrupted_jobdir(job: CrawlJob, which: str) -> Path:
 
 def run_crawl(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdout) -> int:
     """Run one crawl job to the end and print its summary; the exit code says how it went."""
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.crawl.settings")
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
-    from crawler.run import ArchiveRun
-    from crawler.runs import record_run, run_record
-    from spiders.outlet import OutletSpider
+    from crawler.crawl.archiving import ArchiveRun
+    from crawler.crawl.spider import OutletSpider
+    from crawler.store.run_records import record_run, run_record
 
     store = open_store(job.config.archive, job.archive_uri)  # a bad URI fails before any fetch
     settings = get_project_settings()
@@ -211,7 +212,7 @@ def outlet_summary(outlet: str, stats: dict[str, Any]) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from crawler.demo import OutletServer
+    from crawler.jobs.demo import OutletServer
 
     archive = args.archive or "./archive"
     with OutletServer() as server:

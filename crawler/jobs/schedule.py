@@ -26,14 +26,14 @@ from typing import Any
 from croniter import CroniterError, croniter
 
 from crawler.config import Config, ConfigError, load_config
-from crawler.runs import last_runs, parse_iso
-from crawler.store import ArchiveStore, StoreError, open_store
+from crawler.store.backends import ArchiveStore, StoreError, open_store
+from crawler.store.run_records import last_runs, parse_iso
 
 logger = logging.getLogger("newsarchive.schedule")
 
-# What the `newsarchive` console script runs, with this interpreter (`python -m crawler.cli`
+# What the `newsarchive` console script runs, with this interpreter (`python -m crawler.cli.main`
 # would also configure logging, and show the crawls' debug logs).
-_MAIN = "import sys; from crawler.cli import main; sys.exit(main())"
+_MAIN = "import sys; from crawler.cli.main import main; sys.exit(main())"
 
 
 @dataclass
@@ -73,7 +73,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def _interrupted(config: Config, uri: str, store: ArchiveStore) -> set[str]:
     """Outlets whose last crawl was killed before it committed: resumed before anything else."""
-    from crawler.resume import interrupted_crawls
+    from crawler.crawl.resume import interrupted_crawls
 
     try:
         crawls = interrupted_crawls(config.archive, uri, store)

@@ -10,8 +10,8 @@ from typing import Any
 
 from isal import isal_zlib
 
-from crawler.spool import MANIFEST_NAME
-from crawler.store import ArchiveStore, StoreError
+from crawler.store.backends import ArchiveStore, StoreError
+from crawler.store.spool import MANIFEST_NAME
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from crawler.cli import EXIT_OK, CommandError
-from crawler.templates import MIN_PAGES, TemplateLearner
+from crawler.cli.main import EXIT_OK, CommandError
+from crawler.extraction.templates import MIN_PAGES, TemplateLearner
 
 _CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([a-zA-Z0-9_.:-]+)", re.IGNORECASE)
 _CANONICAL = (
@@ -106,7 +106,7 @@ def _extract(path: Path, args: argparse.Namespace, templates: Any
     url = args.url or _page_url(html)
     if callable(templates):
         templates = templates(_group(url))
-    from crawler.extract import extract_document  # trafilatura: only when extracting
+    from crawler.extraction.document import extract_document  # trafilatura: only when extracting
 
     return url, extract_document(html, url, encoding=_encoding(html), prune=tuple(args.prune),
                                  body=args.body, templates=templates)

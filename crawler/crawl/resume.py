@@ -5,8 +5,8 @@ it cannot be trusted. The crawl's own files can: WARC records are flushed one by
 records too, and every finished file is listed in the work directory. So a resumed crawl, under
 the same crawl id:
 
-1. repairs what the kill left half-written (``crawler.repair``): complete records are kept, a
-   torn trailing one is cut, the WARC is closed and indexed, its text shard salvaged; these
+1. repairs what the kill left half-written (``crawler.capture.repair``): complete records are
+   kept, a torn trailing one is cut, the WARC is closed and indexed, its text shard salvaged; these
    files and those finished before the kill are listed in the manifest and uploaded;
 2. runs discovery again from the start, but every URL it already captured is answered from its
    own WARC record instead of the network (``ArchivedResponseMiddleware``): feeds, sitemaps and
@@ -37,16 +37,16 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import threads
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.archive import TextStats
-from crawler.capture import ARCHIVED_FLAG, CAPTURE_META
-from crawler.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit, write_sorted
+from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit, write_sorted
+from crawler.capture.repair import index_lines, repair_warc, salvage_text
+from crawler.capture.warc import record_pointer
 from crawler.config import ArchiveConfig
+from crawler.crawl.archiving import FILES_NAME, REVISIT_NOT_MODIFIED, ArchiveRun, FileEntry
+from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
 from crawler.job import JOB_FILE, CrawlJob
-from crawler.repair import index_lines, repair_warc, salvage_text
-from crawler.run import FILES_NAME, REVISIT_NOT_MODIFIED, ArchiveRun, FileEntry
-from crawler.spool import JOBS_DIR, MANIFEST_NAME, default_spool_dir
-from crawler.store import ArchiveStore, sha256_file
-from crawler.warc import record_pointer
+from crawler.readers.listing import TextStats
+from crawler.store.backends import ArchiveStore, sha256_file
+from crawler.store.spool import JOBS_DIR, MANIFEST_NAME, default_spool_dir
 
 logger = logging.getLogger(__name__)
 

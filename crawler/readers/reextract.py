@@ -7,7 +7,7 @@ version covers the same pages. Their bodies are decoded as Scrapy decoded them d
 ``extract_document`` in a process pool, with the outlet's selectors from the config and its
 templates learned again page after page, as the crawl's pipeline learns them. The records are
 written as ``text/vN/NAME.jsonl.gz``; then ``text/vN/manifest.json`` commits the version.
-Older versions are kept; readers (``crawler.archive.text_entries``) use the newest committed
+Older versions are kept; readers (``crawler.readers.listing.text_entries``) use the newest committed
 one.
 """
 
@@ -30,13 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from crawler.archive import TEXT_VERSION_MANIFEST, TextStats, complete_crawls
-from crawler.cli import EXIT_OK, CommandError
+from crawler.capture.warc import HashingFile, record_pointer
+from crawler.cli.main import EXIT_OK, CommandError
 from crawler.config import Config, OutletConfig, load_config
-from crawler.spool import MANIFEST_NAME, default_spool_dir
-from crawler.store import ArchiveStore, open_store
-from crawler.templates import TemplateLearner
-from crawler.warc import HashingFile, record_pointer
+from crawler.extraction.templates import TemplateLearner
+from crawler.readers.listing import TEXT_VERSION_MANIFEST, TextStats, complete_crawls
+from crawler.store.backends import ArchiveStore, open_store
+from crawler.store.spool import MANIFEST_NAME, default_spool_dir
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class CrawlResult:
 def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Config,
                     pool: ExtractionPool, spool: Path) -> CrawlResult:
     """Write the crawl's next text version; its manifest goes last, after every shard."""
-    from crawler.pipelines import text_record
+    from crawler.crawl.extraction_pipeline import text_record
 
     crawl_id = manifest["crawl_id"]
     version = max(text_versions(store, crawl_id), default=1) + 1
@@ -192,7 +192,7 @@ class Page:
     encoding: str | None
     prune: tuple[str, ...]  # the outlet's CSS selectors, as in the crawl
     container: str | None
-    page: dict[str, Any]  # what crawler.pipelines.text_record reads: url, outlet, status...
+    page: dict[str, Any]  # what the text record is built from: url, outlet, status...
 
 
 def _pages(store: ArchiveStore, warc_key: str,
@@ -293,7 +293,7 @@ def decode_content(body: bytes, content_encoding: list[str]) -> bytes:
 
 def _extract(page: Page, templates: Collection[int]) -> dict[str, Any] | None:
     """Worker side: the crawl's extraction of one page."""
-    from crawler.extract import extract_document
+    from crawler.extraction.document import extract_document
 
     return extract_document(page.html, page.page["url"], encoding=page.encoding,
                             prune=page.prune, body=page.container, templates=templates,
@@ -304,7 +304,7 @@ class ExtractionPool:
     """Process pool fed in order with a bounded number of pages in flight (flat memory)."""
 
     def __init__(self, workers: int) -> None:
-        from crawler.extract import extraction_pool
+        from crawler.extraction.document import extraction_pool
 
         self.workers = workers
         self.executor = extraction_pool(workers)
@@ -376,6 +376,6 @@ class ShardWriter:
 
 
 def _software() -> str:
-    from crawler.run import SOFTWARE
+    from crawler.crawl.archiving import SOFTWARE
 
     return SOFTWARE

@@ -1,0 +1,318 @@
+"""OutletSpider: one generic spider, driven by the outlets' config.
+
+An outlet's articles are found from four sources: its feeds (and feeds its start pages
+announce), its sitemaps (and those robots.txt lists; indexes and news sitemaps included), and
+its section pages (start URLs, followed through pagination and links up to ``depth`` hops).
+Feed and sitemap entries are articles by definition and need no link extraction; a page reached
+by links is an article when it matches ``allow`` (or, without ``allow``, when its markup says
+so). Every fetch is captured in the WARC; only articles go to extraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from typing import Any
+from urllib.parse import urljoin
+
+import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet import threads
+from twisted.python.failure import Failure
+
+from crawler.config import OutletConfig, load_config, parse_since
+from crawler.crawl.archiving import ArchiveRun
+from crawler.crawl.politeness import outlet_stat
+from crawler.crawl.resume import reset_queue
+from crawler.crawl.warc_capture import CAPTURE_META
+from crawler.discovery.digests import DigestSet
+from crawler.discovery.feeds import Candidate, NotADiscoveryDocument, feed_links, parse_document
+from crawler.discovery.links import page_links, rel_links
+from crawler.discovery.urls import HostScope, canonical_url
+from crawler.job import CrawlJob
+from crawler.store.state import StateIndex, conditional_headers, is_due
+
+logger = logging.getLogger(__name__)
+
+_ARTICLE_TYPES = re.compile(r'"@type"\s*:\s*\[?\s*"(?:News|Blog|Report|Scholarly)?Article"')
+_PAGE_NUMBER = re.compile(r"(?:[?&](?:page|p|pg|paged|start|offset)=\d+|/page/\d+/?|/\d{1,4}/?)$",
+                          re.IGNORECASE)
+_OG_ARTICLE = re.compile(rb"<meta\b(?=[^>]*\bproperty\s*=\s*[\"']?og:type)(?=[^>]*\bcontent\s*="
+                         rb"\s*[\"']?article\b)", re.IGNORECASE)
+_LD_JSON = re.compile(rb"<script\b[^>]*application/ld\+json[^>]*>(.*?)</script>",
+                      re.IGNORECASE | re.DOTALL)
+_DATED_ARTICLE = re.compile(rb"<article\b.*?(?:<time\b[^>]*\bdatetime|itemprop\s*=\s*[\"']?"
+                            rb"datePublished)", re.IGNORECASE | re.DOTALL)
+_PRIORITY = {"sitemap": 30, "feed": 30, "start": 20, "link": 10, "candidate": 0, "recheck": 0}
+
+
+class OutletSpider(scrapy.Spider):
+    name = "outlet"
+
+    def __init__(self, job: CrawlJob, since: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.outlets = {o.name: o for o in job.outlets}
+        self._allow = {o.name: [re.compile(p) for p in o.allow] for o in job.outlets}
+        self._deny = {o.name: [re.compile(p) for p in o.deny] for o in job.outlets}
+        self._since: dict[str, date | None] = {
+            o.name: parse_since(since or o.crawl.since) if (since or o.crawl.since) else None
+            for o in job.outlets}
+        self._pages: dict[str, int] = dict.fromkeys(self.outlets, 0)
+        self.scopes = {o.name: HostScope((*o.start_urls, *o.feeds, *o.sitemaps),
+                                         o.crawl.allow_subdomains) for o in job.outlets}
+        self._seen = DigestSet()  # digests of canonical URLs: one fetch each
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, job: CrawlJob | None = None,
+                     outlet: str | None = None, config: str | None = None,
+                     archive: str | None = None, **kwargs: Any) -> OutletSpider:
+        """``scrapy crawl outlet -a outlet=NAME[,NAME] [-a config=FILE] [-a archive=URI]``."""
+        if job is None:
+            cfg = load_config(config or crawler.settings.get("NEWSARCHIVE_CONFIG") or None)
+            names = [n for n in (outlet or "").split(",") if n]
+            job = CrawlJob.create(cfg, names, archive)
+        spider = super().from_crawler(crawler, *args, job=job, **kwargs)
+        crawler.settings.set("USER_AGENT", job.outlets[0].crawl.user_agent, priority="spider")
+        crawler.settings.set("ROBOTSTXT_OBEY", any(o.crawl.obey_robots for o in job.outlets),
+                             priority="spider")
+        if not crawler.settings.get("JOBDIR"):
+            if job.resume:
+                reset_queue(job)
+            crawler.settings.set("JOBDIR", str(job.queue_dir), priority="spider")
+        crawler.signals.connect(spider.robots_parsed, signal=signals.robots_parsed)
+        return spider
+
+    # ---------------------------------------------------------------- requests
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for outlet in self.job.outlets:
+            for url in outlet.sitemaps:
+                if request := self._request(outlet, url, "sitemap", callback=self.parse_listing):
+                    yield request
+            for url in outlet.feeds:
+                if request := self._request(outlet, url, "feed", callback=self.parse_listing):
+                    yield request
+            for url in outlet.start_urls:
+                if request := self._request(outlet, url, "start", depth=0):
+                    yield request
+        for entry in self.archived.articles():
+            outlet = self.outlets.get(entry.get("outlet", ""))
+            if outlet and (self.job.recheck or is_due(entry, outlet.crawl.recheck)):
+                if request := self._request(outlet, entry["url"], "recheck"):
+                    yield request
+
+    @property
+    def archived(self) -> StateIndex:
+        """What the archive holds for each URL (read when the crawl opened)."""
+        return ArchiveRun.from_crawler(self.crawler).state
+
+    def _request(self, outlet: OutletConfig, url: str, source: str, *, depth: int = 0,
+                 callback: Any = None, listed: Candidate | None = None
+                 ) -> scrapy.Request | None:
+        """A request for a canonical URL not fetched yet in this crawl, within max_pages."""
+        url = canonical_url(url)
+        verdict = self.scopes[outlet.name].verdict(url)
+        if verdict:
+            self._count(outlet, f"skipped/{verdict}")
+            return None
+        digest = hashlib.blake2b(url.encode(), digest_size=8).digest()
+        if digest in self._seen:
+            self._count(outlet, "skipped/duplicate")
+            return None
+        is_page = callback is None
+        if is_page and outlet.crawl.max_pages and self._pages[outlet.name] >= \
+                outlet.crawl.max_pages:
+            self._count(outlet, "skipped/max_pages")
+            return None
+        self._seen.add(digest)
+        archived = self.archived.get(url) if is_page else None
+        if archived and archived.get("article"):
+            if not (self.job.recheck or source == "recheck"
+                    or is_due(archived, outlet.crawl.recheck)):
+                self._count(outlet, "skipped/archived")
+                return None
+        if is_page:
+            self._pages[outlet.name] += 1
+            self._count(outlet, f"candidates/{source}")
+        headers = {"User-Agent": outlet.crawl.user_agent}
+        meta = {"outlet": outlet.name, "source": source, "hops": depth,
+                "download_timeout": outlet.crawl.download_timeout,
+                "max_page_size": outlet.crawl.max_page_size,
+                "download_maxsize": outlet.crawl.max_page_size}
+        if archived and archived.get("article"):
+            headers.update(conditional_headers(archived))
+            meta["previous_text"] = archived.get("text")  # the text a new revision follows
+        if listed is not None:
+            meta["listed_date"] = listed.date
+        if not outlet.crawl.obey_robots:
+            meta["dont_obey_robotstxt"] = True
+        # a page's callback is left to Scrapy (parse): a disk queue then stores no callback name,
+        # which Scrapy finds by walking all the spider's attributes for every request
+        return scrapy.Request(url, callback=callback, errback=self.failed,
+                              meta=meta, priority=_PRIORITY["candidate" if listed else source],
+                              headers=headers)
+
+    def failed(self, failure: Failure) -> None:
+        """Count what did not reach a callback: a body over max_page_size once decoded (a
+        gzip bomb: its compressed capture is in the WARC), other refusals, errors."""
+        request = failure.request  # type: ignore[attr-defined]
+        outlet = self.outlets.get(request.meta.get("outlet", ""))
+        if outlet is None:
+            return
+        if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
+            self._count(outlet, "refused/too_large")
+        elif failure.check(HttpError):
+            if failure.value.response.status == 304:  # type: ignore[union-attr]
+                self._count(outlet, "articles/unchanged")  # a revisit record, no new text
+            # other statuses are counted where they were downloaded
+        elif not failure.check(IgnoreRequest):
+            logger.warning("%s: %s failed: %s", outlet.name, request.url, failure.value)
+
+    def robots_parsed(self, robotparser: Any, request: scrapy.Request) -> None:
+        """Sitemaps listed in robots.txt become discovery sources of the outlet."""
+        outlet = self.outlets.get(request.meta.get("outlet", ""))
+        sitemaps = getattr(getattr(robotparser, "rp", None), "sitemaps", None)
+        if outlet is None or not sitemaps:
+            return
+        for url in sitemaps:
+            sitemap = self._request(outlet, urljoin(request.url, url), "sitemap",
+                                    callback=self.parse_listing)
+            if sitemap is not None:
+                self.crawler.engine.crawl(sitemap)
+
+    def _count(self, outlet: OutletConfig, name: str) -> None:
+        self.crawler.stats.inc_value(outlet_stat(outlet.name, name))
+
+    # ---------------------------------------------------------------- feeds and sitemaps
+
+    async def parse_listing(self, response: Response) -> AsyncIterator[scrapy.Request]:
+        """A feed, sitemap or sitemap index: its entries become requests."""
+        outlet = self.outlets[response.meta["outlet"]]
+        try:
+            kind, entries = await threads.deferToThread(parse_document, response.body)
+        except NotADiscoveryDocument as exc:
+            logger.warning("%s: skipped %s (%s)", outlet.name, response.url, exc)
+            self._count(outlet, "discovery_errors")
+            return
+        since = self._since[outlet.name]
+        for entry in entries:
+            if since and entry.date and date.fromisoformat(entry.date) < since:
+                self._count(outlet, "skipped/window")
+                continue
+            if kind == "sitemapindex":
+                request = self._request(outlet, entry.url, "sitemap",
+                                        callback=self.parse_listing)
+            else:
+                request = self._request(outlet, entry.url, kind, listed=entry)
+            if request is not None:
+                yield request
+
+    # ---------------------------------------------------------------- pages
+
+    def parse(self, response: Response) -> Iterator[Any]:
+        outlet = self.outlets[response.meta["outlet"]]
+        if not isinstance(response, TextResponse) or b"html" not in (
+                response.headers.get(b"Content-Type") or b"text/html"):
+            return
+        if "download_stopped" in response.flags:
+            return  # cut off at max_page_size: captured as truncated, not extracted
+        source = response.meta["source"]
+        listed = source in ("feed", "sitemap", "recheck")
+        capture = response.meta[CAPTURE_META]
+        if self.is_article(outlet, response.url, response.body, listed):
+            if capture["revisit"]:
+                self._count(outlet, "articles/unchanged")
+                return  # the archive holds this very payload: no new text
+            if capture.get("text_stored"):
+                return  # a resumed crawl: extracted before the interruption
+            self._count(outlet, "articles")
+            yield {
+                "url": response.url,
+                "outlet": outlet.name,
+                "status": response.status,
+                "body": response.body,
+                "encoding": response.encoding,
+                "language": outlet.language,
+                "prune": outlet.prune,
+                "listed_date": response.meta.get("listed_date"),
+                "canonical_url": _canonical_link(response.url, response.body),
+                "capture": capture,
+                "previous_text": response.meta.get("previous_text"),
+            }
+            return  # articles are leaves: their links are not followed
+        if source == "start":
+            for href in feed_links(response.body):
+                if feed := self._request(outlet, urljoin(response.url, href), "feed",
+                                         callback=self.parse_listing):
+                    yield feed
+        yield from self.follow(outlet, response)
+
+    def follow(self, outlet: OutletConfig, response: TextResponse) -> Iterator[scrapy.Request]:
+        """Links of a section page, up to the outlet's depth; pagination costs no depth."""
+        depth = response.meta.get("hops", 0)
+        next_pages = {canonical_url(urljoin(response.url, u))
+                      for u in rel_links(response.body, "next")}
+        here = _without_page_number(response.url)
+        for url in page_links(response.body, response.url, response.encoding):
+            paging = url in next_pages or (
+                _PAGE_NUMBER.search(url) is not None and _without_page_number(url) == here)
+            hops = depth if paging else depth + 1
+            if hops > outlet.crawl.depth:
+                continue
+            if request := self._request(outlet, url, "link", depth=hops):
+                yield request
+
+    def is_article(self, outlet: OutletConfig, url: str, body: bytes, listed: bool) -> bool:
+        """Not `deny`, and matches `allow` when the outlet has one; without `allow`, a feed or
+        sitemap entry is an article, and a page reached by links when its markup says so."""
+        if any(p.search(url) for p in self._deny[outlet.name]):
+            return False
+        if self._allow[outlet.name]:
+            return any(p.search(url) for p in self._allow[outlet.name])
+        return listed or markup_says_article(body)
+
+
+def _without_page_number(url: str) -> str:
+    return _PAGE_NUMBER.sub("", canonical_url(url).rstrip("/"))
+
+
+def _canonical_link(url: str, body: bytes) -> str | None:
+    head_end = body.find(b"</head>")  # a canonical link belongs in the head: scan only that
+    hrefs = rel_links(body, "canonical", **({"limit": head_end} if head_end > 0 else {}))
+    return canonical_url(urljoin(url, hrefs[0])) if hrefs else None
+
+
+def markup_says_article(body: bytes) -> bool:
+    """og:type article, JSON-LD (News)Article, or an <article> carrying a date: read from the
+    bytes, without building a DOM in the crawl process."""
+    if _OG_ARTICLE.search(body):
+        return True
+    for match in _LD_JSON.finditer(body):
+        block = match.group(1).decode("utf-8", "replace")
+        if _ARTICLE_TYPES.search(block) or _ld_is_article(block):
+            return True
+    return _DATED_ARTICLE.search(body) is not None
+
+
+def _ld_is_article(block: str) -> bool:
+    try:
+        data = json.loads(block)
+    except ValueError:
+        return False
+    items = data if isinstance(data, list) else data.get("@graph", [data]) if isinstance(
+        data, dict) else []
+    for item in items:
+        kind = item.get("@type") if isinstance(item, dict) else None
+        kinds = kind if isinstance(kind, list) else [kind]
+        if any(isinstance(k, str) and k.endswith("Article") for k in kinds):
+            return True
+    return False

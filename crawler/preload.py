@@ -1,6 +1,0 @@
-"""Imported once by the extraction pool's fork server (see ``crawler.extract.extraction_pool``):
-trafilatura and the language model are loaded there, before any worker is forked from it."""
-
-from crawler.extract import warm_up
-
-warm_up()
