@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.config import Config, ConfigError, OutletConfig
-from crawler.store.spool import JOBS_DIR, default_spool_dir
-
-JOB_FILE = "job.json"
+from crawler.layout import JOB_FILE, QUEUE_DIR, default_spool_dir, job_dir
 
 
 def make_crawl_id(job: str, moment: datetime) -> str:
@@ -83,14 +81,13 @@ class CrawlJob:
         """The crawl's local work directory, beside the spool: its description, state journal,
         file list and request queue. Removed once the crawl is committed and its state merged;
         a killed crawl's stays for ``--resume``."""
-        spool = default_spool_dir(self.config.archive, self.archive_uri)
-        return spool / JOBS_DIR / self.crawl_id
+        return job_dir(default_spool_dir(self.config.archive, self.archive_uri), self.crawl_id)
 
     @property
     def queue_dir(self) -> Path:
         """Scrapy's JOBDIR: the request queue on disk, so memory stays flat however many URLs a
         sitemap lists."""
-        return self.jobdir / "queue"
+        return self.jobdir / QUEUE_DIR
 
     @property
     def config_digest(self) -> str:

@@ -17,8 +17,9 @@ import pytest
 
 from crawler.config import ArchiveConfig
 from crawler.jobs.demo import OutletServer
+from crawler.layout import state_prefix
 from crawler.store.backends import LocalStore, S3Store
-from crawler.store.state import PREFIX, is_due, merge_journal, next_check, read_state
+from crawler.store.state import is_due, merge_journal, next_check, read_state
 from tests.conftest import (
     EXPECTED,
     FixtureHandler,
@@ -238,4 +239,4 @@ def test_concurrent_merges_keep_every_update(tmp_path: Path, s3, bucket: str,  #
             t.join()
         state = {e["url"]: e for e in read_state(store, ["x"])}
         assert len(state) == 160  # every worker's URLs, none lost to a race; torn line skipped
-        assert len(list(store.list(f"{PREFIX}/x/"))) == 16
+        assert len(list(store.list(state_prefix("x")))) == 16

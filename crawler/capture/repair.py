@@ -23,7 +23,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_line, timestamp14
 from crawler.capture.warc import HashingFile
-from crawler.store.backends import fsync_dir
+from crawler.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from isal import isal_zlib
 
@@ -57,14 +56,6 @@ class WrittenRecord:
     record_id: str
     payload_digest: str | None = None
     profile: str | None = None  # a revisit record's WARC-Profile
-
-
-def record_pointer(warc_key: str, offset: int, length: int, record_id: str,
-                   payload_digest: str | None, date: str) -> dict[str, Any]:
-    """Where a response record is and when it was fetched, as text records point at it."""
-    return {"warc_file": warc_key, "warc_offset": offset, "warc_length": length,
-            "warc_record_id": record_id, "payload_digest": payload_digest,
-            "fetched_at": date[:19] + "Z"}
 
 
 class HashingFile:

@@ -146,7 +146,7 @@ def run_crawl(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdou
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
-    from crawler.crawl.archiving import ArchiveRun
+    from crawler.crawl.archiving import ArchivingExtension
     from crawler.crawl.spider import OutletSpider
     from crawler.store.run_records import record_run, run_record
 
@@ -157,7 +157,7 @@ def run_crawl(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdou
     crawler = process.create_crawler(OutletSpider)
     process.crawl(crawler, job=job)
     process.start()
-    run = ArchiveRun.from_crawler(crawler)
+    run = crawler.get_extension(ArchivingExtension)
     result: dict[str, Any] = getattr(run, "result", None) or {}
     code = EXIT_FAILED if not result else EXIT_SPOOLED if result.get("spooled") else EXIT_OK
     record_run(store, run_record(job, result, crawler.stats.get_stats(), code))

@@ -7,9 +7,10 @@ from typing import TextIO
 
 from scrapy import signals
 from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
 from twisted.internet.task import LoopingCall
 
-from crawler.crawl.archiving import ArchiveRun
+from crawler.crawl.archiving import ArchivingExtension
 
 
 class Progress:
@@ -23,9 +24,10 @@ class Progress:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Progress:
         ext = cls(crawler)
-        if ext.stream.isatty():
-            crawler.signals.connect(ext.opened, signal=signals.spider_opened)
-            crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        if not ext.stream.isatty():
+            raise NotConfigured("stderr is not a terminal")
+        crawler.signals.connect(ext.opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.closed, signal=signals.spider_closed)
         return ext
 
     def opened(self) -> None:
@@ -38,11 +40,11 @@ class Progress:
         self.stream.write("\n")
 
     def show(self) -> None:
-        run = ArchiveRun.from_crawler(self.crawler)
+        archive = self.crawler.get_extension(ArchivingExtension)
         stats = self.crawler.stats
         self.stream.write(
-            f"\r{run.counts['responses']} pages, "
+            f"\r{archive.counts['responses']} pages, "
             f"{stats.get_value('newsarchive/articles', 0)} articles, "
-            f"{run.counts['warc_bytes'] / 1e6:.1f} MB WARC, "
-            f"{run.uploads_pending} upload(s) queued   ")
+            f"{archive.counts['warc_bytes'] / 1e6:.1f} MB WARC, "
+            f"{archive.delivery.uploads_pending} upload(s) queued   ")
         self.stream.flush()

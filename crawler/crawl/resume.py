@@ -31,6 +31,7 @@ from typing import Any
 
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -39,14 +40,25 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit, write_sorted
 from crawler.capture.repair import index_lines, repair_warc, salvage_text
-from crawler.capture.warc import record_pointer
+from crawler.capture.writer import REVISIT_NOT_MODIFIED
 from crawler.config import ArchiveConfig
-from crawler.crawl.archiving import FILES_NAME, REVISIT_NOT_MODIFIED, ArchiveRun, FileEntry
+from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
-from crawler.job import JOB_FILE, CrawlJob
-from crawler.readers.listing import TextStats
-from crawler.store.backends import ArchiveStore, sha256_file
-from crawler.store.spool import JOBS_DIR, MANIFEST_NAME, default_spool_dir
+from crawler.files import sha256_file
+from crawler.job import CrawlJob
+from crawler.layout import (
+    FILES_FILE,
+    JOB_FILE,
+    SHARD_SUFFIXES,
+    UNFINISHED,
+    crawl_prefix,
+    default_spool_dir,
+    jobs_dir,
+    manifest_key,
+    shard_keys,
+)
+from crawler.records import FileEntry, TextStats, record_pointer
+from crawler.store.backends import ArchiveStore
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +71,9 @@ def interrupted_crawls(archive: ArchiveConfig, uri: str, store: ArchiveStore
     ``jobdir``. A crawl whose manifest exists (here or in the store) is not one of them."""
     spool = default_spool_dir(archive, uri)
     found = []
-    for job_file in sorted((spool / JOBS_DIR).glob(f"*/{JOB_FILE}")):
+    for job_file in sorted(jobs_dir(spool).glob(f"*/{JOB_FILE}")):
         crawl_id = job_file.parent.name
-        manifest = f"crawls/{crawl_id}/{MANIFEST_NAME}"
+        manifest = manifest_key(crawl_id)
         if (spool / manifest).exists() or store.stat(manifest) is not None:
             continue
         try:
@@ -85,16 +97,16 @@ def find_interrupted(job: CrawlJob, which: str, store: ArchiveStore) -> Path | N
 # ---------------------------------------------------------------- repair of the crawl's files
 
 
-def recover_files(run: ArchiveRun) -> tuple[list[FileEntry], int]:
+def recover_files(run: ArchivingExtension) -> tuple[list[FileEntry], int]:
     """The crawl's finished files (from its file list) plus those its shards left unfinished,
     repaired; and the next free shard serial."""
-    listed = {e.key: e for e in _listed_files(run.job.jobdir / FILES_NAME)}
-    spool_dir = run.spool.path(run.prefix)
+    listed = {e.key: e for e in _listed_files(run.job.jobdir / FILES_FILE)}
+    spool_dir = run.spool.path(crawl_prefix(run.crawl_id))
     basenames = {_basename(p.name) for p in spool_dir.glob("*/*") if _basename(p.name)}
     basenames |= {_basename(k.rsplit("/", 1)[1]) for k in listed}
     entries = list(listed.values())
     for basename in sorted(basenames):
-        keys = _shard_keys(run.prefix, basename)
+        keys = shard_keys(run.crawl_id, basename)
         if all(k in listed for k in keys.values()):
             continue
         entries.extend(e for e in _finish_unfinished(run, basename, keys) if e.key not in listed)
@@ -102,7 +114,7 @@ def recover_files(run: ArchiveRun) -> tuple[list[FileEntry], int]:
     return entries, max(serials, default=-1) + 1
 
 
-def _finish_unfinished(run: ArchiveRun, basename: str, keys: dict[str, str]
+def _finish_unfinished(run: ArchivingExtension, basename: str, keys: dict[str, str]
                        ) -> Iterator[FileEntry]:
     """Close, index and salvage one shard the kill interrupted."""
     warc = run.spool.path(keys["warc"])
@@ -148,19 +160,12 @@ def _listed_files(path: Path) -> Iterator[FileEntry]:
             data = json.loads(line)
         except ValueError:
             continue  # torn by the kill: that shard is finished again from its files
-        yield FileEntry(data.pop("key"), data.pop("size"), data.pop("sha256"), data.pop("kind"),
-                        data)
-
-
-def _shard_keys(prefix: str, basename: str) -> dict[str, str]:
-    return {"warc": f"{prefix}/warc/{basename}.warc.gz",
-            "index": f"{prefix}/index/{basename}.cdxj",
-            "text": f"{prefix}/text/{basename}.jsonl.gz"}
+        yield FileEntry.from_json(data)
 
 
 def _basename(name: str) -> str | None:
-    for suffix in (".warc.gz", ".cdxj", ".jsonl.gz"):
-        for tail in ("", ".open", ".unsorted", ".part"):
+    for suffix in SHARD_SUFFIXES.values():
+        for tail in ("", *UNFINISHED):
             if name.endswith(suffix + tail):
                 return name[: -len(suffix + tail)]
     return None
@@ -187,7 +192,7 @@ class Captured:
 class CrawlContents:
     """The URLs a crawl captured (from its CDXJ indexes) and those it has text for."""
 
-    def __init__(self, run: ArchiveRun, entries: list[FileEntry]) -> None:
+    def __init__(self, run: ArchivingExtension, entries: list[FileEntry]) -> None:
         self.captures: dict[str, Captured] = {}
         self.texts: set[str] = set()
         for entry in entries:
@@ -201,7 +206,7 @@ class CrawlContents:
                                   gzip.decompress(_read(run, entry.key)).splitlines())
 
 
-def _read(run: ArchiveRun, key: str) -> bytes:
+def _read(run: ArchivingExtension, key: str) -> bytes:
     """A small file of the crawl: from the spool while it waits there, else from the store."""
     path = run.spool.path(key)
     if path.exists():
@@ -210,7 +215,7 @@ def _read(run: ArchiveRun, key: str) -> bytes:
         return f.read()
 
 
-def read_record(run: ArchiveRun, warc_file: str, offset: int, length: int) -> Any:
+def read_record(run: ArchivingExtension, warc_file: str, offset: int, length: int) -> Any:
     """One WARC record of the crawl (spool first, then the store), parsed, payload read."""
     path = run.spool.path(warc_file)
     if path.exists():
@@ -231,7 +236,7 @@ def read_record(run: ArchiveRun, warc_file: str, offset: int, length: int) -> An
 class ArchivedResponseMiddleware:
     """In a resumed crawl, answer the URLs the crawl already captured from its own WARC."""
 
-    def __init__(self, crawler: Crawler, run: ArchiveRun) -> None:
+    def __init__(self, crawler: Crawler, run: ArchivingExtension) -> None:
         self.crawler = crawler
         self.run = run
         self.contents: CrawlContents | None = None
@@ -240,7 +245,10 @@ class ArchivedResponseMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivedResponseMiddleware:
-        return cls(crawler, ArchiveRun.from_crawler(crawler))
+        run = crawler.get_extension(ArchivingExtension)
+        if run is None:
+            raise NotConfigured("ArchivingExtension is not enabled: no crawl to resume")
+        return cls(crawler, run)
 
     async def spider_opened(self) -> None:
         entries, serial = await threads.deferToThread(recover_files, self.run)

@@ -48,6 +48,9 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
+    # the crawl's archive: capture writer, delivery, URL state (other components reach it with
+    # crawler.get_extension); listed first, so it is there when they are built
+    "crawler.crawl.archiving.ArchivingExtension": 0,
     "crawler.crawl.progress.Progress": 500,
     "crawler.crawl.politeness.PageSizeGuard": 510,
 }

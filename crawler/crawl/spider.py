@@ -29,7 +29,7 @@ from twisted.internet import threads
 from twisted.python.failure import Failure
 
 from crawler.config import OutletConfig, load_config, parse_since
-from crawler.crawl.archiving import ArchiveRun
+from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.politeness import outlet_stat
 from crawler.crawl.resume import reset_queue
 from crawler.crawl.warc_capture import CAPTURE_META
@@ -70,6 +70,7 @@ class OutletSpider(scrapy.Spider):
         self.scopes = {o.name: HostScope((*o.start_urls, *o.feeds, *o.sitemaps),
                                          o.crawl.allow_subdomains) for o in job.outlets}
         self._seen = DigestSet()  # digests of canonical URLs: one fetch each
+        self._archive: ArchivingExtension | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, job: CrawlJob | None = None,
@@ -113,7 +114,9 @@ class OutletSpider(scrapy.Spider):
     @property
     def archived(self) -> StateIndex:
         """What the archive holds for each URL (read when the crawl opened)."""
-        return ArchiveRun.from_crawler(self.crawler).state
+        if self._archive is None:
+            self._archive = self.crawler.get_extension(ArchivingExtension)
+        return self._archive.state
 
     def _request(self, outlet: OutletConfig, url: str, source: str, *, depth: int = 0,
                  callback: Any = None, listed: Candidate | None = None

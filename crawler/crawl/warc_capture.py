@@ -13,12 +13,15 @@ from urllib.parse import urldefrag, urlsplit
 
 from scrapy import Request
 from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 
-from crawler.capture.warc import record_pointer, warc_date
-from crawler.crawl.archiving import ArchiveRun, Exchange
+from crawler.capture.warc import warc_date
+from crawler.capture.writer import Exchange
+from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.http import WIRE_HEADS_META
+from crawler.records import record_pointer
 
 CAPTURE_META = "warc_capture"
 """``request.meta`` key under which the response record's location is left for the spider."""
@@ -30,12 +33,15 @@ _HOP_BY_HOP_AFTER_DECODING = (b"transfer-encoding",)
 
 
 class WarcCaptureMiddleware:
-    def __init__(self, run: ArchiveRun) -> None:
-        self.run = run
+    def __init__(self, archive: ArchivingExtension) -> None:
+        self.archive = archive
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcCaptureMiddleware:
-        return cls(ArchiveRun.from_crawler(crawler))
+        archive = crawler.get_extension(ArchivingExtension)
+        if archive is None:
+            raise NotConfigured("ArchivingExtension is not enabled: nothing to capture into")
+        return cls(archive)
 
     async def process_response(self, request: Request, response: Response) -> Response:
         if ARCHIVED_FLAG in response.flags:
@@ -56,7 +62,7 @@ class WarcCaptureMiddleware:
             etag=_header(response, b"ETag"),
             last_modified=_header(response, b"Last-Modified"),
         )
-        written = await maybe_deferred_to_future(self.run.write_exchange(exchange))
+        written = await maybe_deferred_to_future(self.archive.write_exchange(exchange))
         request.meta[CAPTURE_META] = {
             **record_pointer(written.warc_key, written.offset, written.length, written.record_id,
                              written.payload_digest, exchange.date),

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from isal import isal_zlib
 
+from crawler.layout import MANIFEST_NAME
 from crawler.store.backends import ArchiveStore, StoreError
-from crawler.store.spool import MANIFEST_NAME
 
 
 @dataclass(frozen=True)
@@ -124,28 +123,3 @@ def read_lines(store: ArchiveStore, key: str, chunk: int = 256 * 1024) -> Iterat
             raise StoreError(f"{key}: truncated gzip stream")
         if tail.strip():
             yield [tail]
-
-
-class TextStats:
-    """What a text shard holds, for its manifest entry: dump picks shards without opening them."""
-
-    def __init__(self) -> None:
-        self.records = 0
-        self.outlets: Counter = Counter()
-        self.languages: Counter = Counter()
-        self.dates: list[str] = []  # [min, max] published (or fetched) date
-
-    def add(self, record: dict[str, Any]) -> None:
-        self.records += 1
-        self.outlets[record.get("outlet")] += 1
-        self.languages[record.get("language") or "und"] += 1
-        day = record.get("date") or (record.get("fetched_at") or "")[:10]
-        if day:
-            self.dates = [min(self.dates[0], day), max(self.dates[1], day)] if self.dates \
-                else [day, day]
-
-    def metadata(self) -> dict[str, Any]:
-        return {"records": self.records,
-                "outlets": dict(sorted((k, v) for k, v in self.outlets.items() if k)),
-                "languages": dict(sorted(self.languages.items())),
-                "date_range": self.dates or None}

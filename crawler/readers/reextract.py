@@ -30,13 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from crawler.capture.warc import HashingFile, record_pointer
+from crawler.capture.warc import HashingFile
 from crawler.cli.main import EXIT_OK, CommandError
 from crawler.config import Config, OutletConfig, load_config
 from crawler.extraction.templates import TemplateLearner
-from crawler.readers.listing import TEXT_VERSION_MANIFEST, TextStats, complete_crawls
+from crawler.layout import MANIFEST_NAME, default_spool_dir
+from crawler.readers.listing import TEXT_VERSION_MANIFEST, complete_crawls
+from crawler.records import SOFTWARE, TextStats, record_pointer, text_record
 from crawler.store.backends import ArchiveStore, open_store
-from crawler.store.spool import MANIFEST_NAME, default_spool_dir
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +118,6 @@ class CrawlResult:
 def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Config,
                     pool: ExtractionPool, spool: Path) -> CrawlResult:
     """Write the crawl's next text version; its manifest goes last, after every shard."""
-    from crawler.crawl.extraction_pipeline import text_record
-
     crawl_id = manifest["crawl_id"]
     version = max(text_versions(store, crawl_id), default=1) + 1
     result = CrawlResult(crawl_id, version)
@@ -156,7 +155,7 @@ def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Confi
         "crawl_id": crawl_id,
         "version": version,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software": _software(),
+        "software": SOFTWARE,
         "extraction": result.settings,
         "counts": {"articles": result.articles, "text_records": result.records,
                    "changed": result.changed, "without_text": result.no_text},
@@ -374,8 +373,3 @@ class ShardWriter:
         return {"key": self.key, "size": self.path.stat().st_size, "sha256": self.sha256,
                 "kind": "text", **self.stats.metadata()}
 
-
-def _software() -> str:
-    from crawler.crawl.archiving import SOFTWARE
-
-    return SOFTWARE

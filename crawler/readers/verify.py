@@ -23,9 +23,9 @@ from urllib.parse import urldefrag
 
 from crawler.cli.main import EXIT_OK, CommandError
 from crawler.config import load_config
+from crawler.layout import MANIFEST_NAME
 from crawler.readers.reextract import basename, text_versions
 from crawler.store.backends import ArchiveStore, StoreError, open_store
-from crawler.store.spool import MANIFEST_NAME
 
 _CHUNK = 1 << 20
 

@@ -23,6 +23,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 from crawler.config import ArchiveConfig
+from crawler.files import fsync_dir
 
 
 class StoreError(RuntimeError):
@@ -66,14 +67,6 @@ def update_object(store: ArchiveStore, key: str, change: Callable[[bytes], bytes
         except PreconditionFailed:
             time.sleep(random.uniform(0, 0.05 * 2 ** min(attempt, 5)))
     raise StoreError(f"{key}: still changing after {attempts} attempts; update lost")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class LocalStore:
@@ -337,12 +330,3 @@ def open_store(config: ArchiveConfig, uri: str | None = None) -> ArchiveStore:
     if "://" in uri and not uri.startswith("file://"):
         raise StoreError(f"{uri}: unsupported archive URI (use a directory or s3://bucket/prefix)")
     return LocalStore(uri.removeprefix("file://"))
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable: the directory entry is data too."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,32 +8,22 @@ of the archive never sees a manifest whose files are missing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 
-from crawler.config import ArchiveConfig
-from crawler.store.backends import ArchiveStore, ObjectInfo, StoreError, sha256_file
+from crawler.files import sha256_file
+from crawler.layout import (
+    CRAWLS,
+    LOCAL_DIRS,
+    MANIFEST_NAME,
+    UNFINISHED,
+    crawl_id_of,
+    crawl_prefix,
+)
+from crawler.store.backends import ArchiveStore, ObjectInfo, StoreError
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.json"
-JOBS_DIR = "jobs"  # crawls' Scrapy JOBDIRs: local state, never uploaded
-_UNFINISHED = (".open", ".part", ".unsorted")
-
-
-def default_spool_dir(config: ArchiveConfig, uri: str) -> Path:
-    """``[archive] spool``, else ``ARCHIVE/.spool`` for a local archive (same filesystem, so
-    delivery is a rename), else a per-bucket directory under ``$XDG_STATE_HOME/newsarchive``."""
-    if config.spool:
-        return Path(config.spool).expanduser()
-    if not uri.startswith("s3://"):
-        return Path(uri.removeprefix("file://")).expanduser() / ".spool"
-    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    slug = uri.removeprefix("s3://").strip("/").replace("/", "_") or "bucket"
-    suffix = hashlib.sha1((config.endpoint_url or "aws").encode()).hexdigest()[:8]
-    return Path(state) / "newsarchive" / "spool" / f"{slug}-{suffix}"
 
 
 class Spool:
@@ -49,10 +39,10 @@ class Spool:
             return []
         keys = []
         for dirpath, dirs, files in os.walk(self.root):
-            if Path(dirpath) == self.root and JOBS_DIR in dirs:
-                dirs.remove(JOBS_DIR)
+            if Path(dirpath) == self.root:
+                dirs[:] = [d for d in dirs if d not in LOCAL_DIRS]
             for name in files:
-                if not name.endswith(_UNFINISHED):
+                if not name.endswith(UNFINISHED):
                     keys.append((Path(dirpath) / name).relative_to(self.root).as_posix())
         return sorted(keys, key=lambda k: (k.endswith(MANIFEST_NAME), k))
 
@@ -61,7 +51,7 @@ class Spool:
         if not self.root.is_dir():
             return []
         return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*.open")
-                      if p.relative_to(self.root).parts[0] != JOBS_DIR)
+                      if p.relative_to(self.root).parts[0] not in LOCAL_DIRS)
 
     def deliver(self, store: ArchiveStore, key: str, sha256: str | None = None) -> ObjectInfo:
         """Upload one spooled file; it is removed from the spool only once the store has it."""
@@ -80,7 +70,7 @@ class Spool:
         committed = {k.rsplit("/", 1)[0] for k in keys if k.endswith("/" + MANIFEST_NAME)}
         sent = 0
         for key in keys:
-            if key.startswith("crawls/") and "/".join(key.split("/")[:2]) not in committed:
+            if key.startswith(CRAWLS) and crawl_prefix(crawl_id_of(key) or "") not in committed:
                 continue
             if key.endswith(MANIFEST_NAME) and self._crawl_has_files(key):
                 continue  # its crawl is not all delivered yet: keep the commit marker back

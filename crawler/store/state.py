@@ -16,9 +16,9 @@ one, never lose each other's updates, and no truth lives only in memory.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -28,23 +28,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from crawler.store.backends import ArchiveStore, update_object
+from crawler.layout import (
+    JOB_FILE,
+    JOURNAL_FILE,
+    jobs_dir,
+    manifest_key,
+    state_prefix,
+    state_shard_key,
+)
+from crawler.store.backends import ArchiveStore, StoreError, update_object
 
 logger = logging.getLogger(__name__)
-
-PREFIX = "state/urls"
-SHARD_DIGITS = 1  # 16 shards per outlet
-
-
-def shard_key(outlet: str, url: str) -> str:
-    digit = hashlib.sha1(url.encode()).hexdigest()[:SHARD_DIGITS]
-    return f"{PREFIX}/{outlet}/{digit}.jsonl.gz"
-
 
 def read_state(store: ArchiveStore, outlets: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Every URL's entry for the given outlets, shard by shard."""
     for outlet in outlets:
-        for info in store.list(f"{PREFIX}/{outlet}/"):
+        for info in store.list(state_prefix(outlet)):
             current = store.get_versioned(info.key)
             if current:
                 yield from _entries(current[0])
@@ -110,7 +109,7 @@ def merge_journal(store: ArchiveStore, journal: Path) -> int:
         parts: dict[str, IO[str]] = {}
         try:
             for update in read_journal(journal):
-                key = shard_key(update["outlet"], update["url"])
+                key = state_shard_key(update["outlet"], update["url"])
                 if key not in parts:
                     parts[key] = open(Path(work) / f"{len(parts)}.jsonl", "w", encoding="utf-8")
                 parts[key].write(json.dumps(update, ensure_ascii=False) + "\n")
@@ -160,6 +159,44 @@ class Journal:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def load_index(store: ArchiveStore, path: Path, outlets: list[str]) -> StateIndex:
+    """The outlets' archived state copied into a local index for a crawl; an empty one when the
+    store cannot be read (the crawl goes on, capturing in full)."""
+    try:
+        index = StateIndex.build(path, read_state(store, outlets))
+    except StoreError as exc:
+        logger.warning("incremental state not read (%s): every page is captured in full", exc)
+        return StateIndex.build(path, ())
+    logger.info("state: %d archived URLs of %s", len(index), ", ".join(outlets))
+    return index
+
+
+def merge_pending_state(store: ArchiveStore, jobdir: Path) -> int | None:
+    """Merge a committed crawl's journal into the archive's state, then drop its work directory
+    (what is left of it); None when the store refused (the journal waits for the next run)."""
+    journal = jobdir / JOURNAL_FILE
+    try:
+        merged = merge_journal(store, journal)
+    except StoreError as exc:
+        logger.warning("state: %s not merged yet (%s); the next run retries", journal, exc)
+        return None
+    shutil.rmtree(jobdir, ignore_errors=True)
+    return merged
+
+
+def merge_earlier_journals(store: ArchiveStore, spool: Path, running: str) -> None:
+    """Journals of earlier crawls that committed while the store was away (their work
+    directories go with them); `running` is the crawl that asks, whose journal is still open."""
+    for job_file in sorted(jobs_dir(spool).glob(f"*/{JOB_FILE}")):
+        crawl_id = job_file.parent.name
+        try:
+            committed = store.stat(manifest_key(crawl_id)) is not None
+        except StoreError:
+            return
+        if crawl_id != running and committed:
+            merge_pending_state(store, job_file.parent)
 
 
 def next_check(entry: dict[str, Any], intervals: Iterable[int]) -> datetime | None:

@@ -1,0 +1,275 @@
+"""One crawl's capture files: WARC shards with their CDXJ index and text shard, rotated by size.
+
+Nothing here knows Scrapy or the archive store: the writer is called on one thread (the crawl's
+writer thread, so records are written in order and never on the reactor), writes into a local
+directory that mirrors archive keys, and hands each finished shard's files to ``on_finished``
+(which uploads them). A WARC is closed when it reaches its size; its index and text shard close
+with it once every text announced for it has arrived.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+from crawler.capture.cdxj import REVISIT_MIME, cdxj_line, timestamp14, write_sorted
+from crawler.capture.warc import (
+    GzipLines,
+    HashingFile,
+    WarcFile,
+    WrittenRecord,
+    sha1_digest,
+    warc_date,
+    warcinfo_fields,
+)
+from crawler.files import sha256_file
+from crawler.layout import shard_basename, shard_keys
+from crawler.records import FileEntry, TextStats
+
+REVISIT_IDENTICAL = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+REVISIT_NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP exchange as it crossed the wire, ready to be recorded."""
+
+    url: str
+    date: str
+    ip_address: str | None
+    status: int
+    mime: str
+    request_head: bytes
+    request_body: bytes
+    response_head: bytes
+    response_body: bytes
+    truncated: bool = False  # cut off at max_page_size
+    outlet: str | None = None  # whose state this URL belongs to (None: robots.txt and such)
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
+class _TextShard:
+    path: Path
+    key: str
+    hashing: HashingFile
+    lines: GzipLines
+    stats: TextStats = field(default_factory=TextStats)
+
+
+@dataclass
+class _Shard:
+    basename: str
+    keys: dict[str, str]
+    warc: WarcFile
+    warcinfo_id: str
+    index_unsorted: Path
+    index: IO[str]
+    text: _TextShard
+    pending_texts: int = 0
+    responses: int = 0
+    revisits: Counter = field(default_factory=Counter)
+
+
+class CaptureWriter:
+    """The crawl's open shard and those closed but waiting for texts.
+
+    `previous(url)` is what the archive already holds for a URL (its state entry, or None);
+    `observe(update)` records what the URL's state learns; `on_finished(entries)` takes a
+    finished shard's three files."""
+
+    def __init__(self, root: Path, crawl_id: str, hostname: str, warcinfo: dict[str, str],
+                 max_size: int, *, previous: Callable[[str], dict[str, Any] | None],
+                 observe: Callable[[dict[str, Any]], None],
+                 on_finished: Callable[[list[FileEntry]], None]) -> None:
+        self.root = root
+        self.crawl_id = crawl_id
+        self.hostname = hostname
+        self.warcinfo = warcinfo
+        self.max_size = max_size
+        self.previous = previous
+        self.observe = observe
+        self.on_finished = on_finished
+        self.serial = 0
+        self._shard: _Shard | None = None
+        self._closed: list[_Shard] = []
+
+    def write_exchange(self, ex: Exchange) -> WrittenRecord:
+        """The response as a full record, or as a revisit when the archive already holds its
+        payload (identical digest) or the server says it has not changed (304); then the
+        request. The URL's state learns what happened."""
+        shard = self._current()
+        common = [("WARC-Date", ex.date), ("WARC-Target-URI", ex.url),
+                  ("WARC-IP-Address", ex.ip_address), ("WARC-Warcinfo-ID", shard.warcinfo_id)]
+        digest = sha1_digest(ex.response_body)
+        previous = self.previous(ex.url) if ex.outlet else None
+        profile = revisit_profile(ex, digest, previous)
+        if profile and previous:
+            response = shard.warc.write_record(
+                "revisit",
+                _fields(*common, ("WARC-Profile", profile),
+                        ("WARC-Refers-To", previous["record_id"]),
+                        ("WARC-Refers-To-Target-URI", previous["url"]),
+                        ("WARC-Refers-To-Date", previous["captured_at"]),
+                        ("WARC-Payload-Digest", previous["digest"])),
+                (ex.response_head,), content_type="application/http; msgtype=response")
+            response = replace(response, payload_digest=previous["digest"], profile=profile)
+            shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1
+        else:
+            response = shard.warc.write_record(
+                "response",
+                _fields(*common, ("WARC-Truncated", "length" if ex.truncated else None)),
+                (ex.response_head, ex.response_body),
+                content_type="application/http; msgtype=response", payload_digest=digest)
+        shard.warc.write_record(
+            "request",
+            _fields(("WARC-Date", ex.date), ("WARC-Target-URI", ex.url),
+                    ("WARC-Concurrent-To", response.record_id),
+                    ("WARC-Warcinfo-ID", shard.warcinfo_id)),
+            (ex.request_head, ex.request_body) if ex.request_body else (ex.request_head,),
+            content_type="application/http; msgtype=request",
+        )
+        shard.index.write(cdxj_line(ex.url, timestamp14(ex.date),
+                                    mime=REVISIT_MIME if profile else ex.mime,
+                                    status=ex.status, digest=response.payload_digest or "",
+                                    length=response.length, offset=response.offset,
+                                    filename=response.warc_key))
+        shard.responses += 1
+        if ex.outlet and (profile or (ex.status == 200 and not ex.truncated)):
+            self.observe(state_update(ex, response, profile))
+        if shard.warc.size >= self.max_size:
+            self.rotate()
+        return response
+
+    def begin_text(self, warc_key: str) -> str:
+        """Announce a text record for a capture: its shard stays open for it. Returns the text
+        shard's key."""
+        shard = self._shard_for(warc_key) or self._current()
+        shard.pending_texts += 1
+        return shard.text.key
+
+    def add_text(self, text_key: str, record: dict[str, Any] | None) -> None:
+        """Deliver an announced text record (None: no new text after all)."""
+        shard = next((s for s in (self._shard, *self._closed)
+                      if s is not None and s.text.key == text_key), None)
+        if shard is None:
+            raise RuntimeError(f"text shard {text_key} is already closed")
+        shard.pending_texts -= 1
+        if record is not None:
+            text = shard.text
+            text.lines.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+            text.stats.add(record)
+        self._finish_ready()
+
+    def rotate(self) -> None:
+        """Close the open WARC; its shard finishes once its texts are in."""
+        shard = self._shard
+        if shard is None:
+            return
+        self._shard = None
+        shard.warc.close()
+        shard.index.close()
+        self._closed.append(shard)
+        self._finish_ready()
+
+    def close(self) -> list[str]:
+        """Close every shard, without the texts that never arrived; returns the names of shards
+        that missed some."""
+        self.rotate()
+        incomplete = []
+        for shard in self._closed:
+            if shard.pending_texts:
+                incomplete.append(f"{shard.basename}: {shard.pending_texts}")
+            shard.pending_texts = 0
+        self._finish_ready()
+        return incomplete
+
+    # ---------------------------------------------------------------- shards
+
+    def _current(self) -> _Shard:
+        if self._shard is None:
+            self._shard = self._open_shard()
+        return self._shard
+
+    def _open_shard(self) -> _Shard:
+        basename = shard_basename(self.crawl_id, self.serial, self.hostname)
+        self.serial += 1
+        keys = shard_keys(self.crawl_id, basename)
+        warc = WarcFile(self.root / keys["warc"], keys["warc"])
+        written = warc.write_record(
+            "warcinfo", [("WARC-Date", warc_date()),
+                         ("WARC-Filename", keys["warc"].rsplit("/", 1)[1])],
+            (warcinfo_fields(self.warcinfo),), content_type="application/warc-fields",
+            digests=False)
+        index_unsorted = self.root / (keys["index"] + ".unsorted")
+        index_unsorted.parent.mkdir(parents=True, exist_ok=True)
+        text_path = self.root / keys["text"]
+        text_path.parent.mkdir(parents=True, exist_ok=True)
+        hashing = HashingFile(text_path.with_name(text_path.name + ".open"))
+        text = _TextShard(text_path, keys["text"], hashing, GzipLines(hashing))
+        return _Shard(basename, keys, warc, written.record_id, index_unsorted,
+                      open(index_unsorted, "w", encoding="utf-8"), text)
+
+    def _shard_for(self, warc_key: str) -> _Shard | None:
+        for shard in (self._shard, *self._closed):
+            if shard is not None and shard.warc.key == warc_key:
+                return shard
+        return None
+
+    def _finish_ready(self) -> None:
+        for shard in [s for s in self._closed if s.pending_texts == 0]:
+            self._closed.remove(shard)
+            self.on_finished(self._finish(shard))
+
+    def _finish(self, shard: _Shard) -> list[FileEntry]:
+        """Close the text shard and sort the index: the shard's three files are final."""
+        text = shard.text
+        text.lines.close()
+        text.path.with_name(text.path.name + ".open").replace(text.path)
+        index_path = self.root / shard.keys["index"]
+        write_sorted(shard.index_unsorted, index_path)
+        shard.index_unsorted.unlink()
+        return [
+            FileEntry(shard.warc.key, shard.warc.path.stat().st_size, shard.warc.sha256, "warc",
+                      {"records": shard.responses, "revisits": dict(shard.revisits)}),
+            FileEntry(shard.keys["index"], index_path.stat().st_size, sha256_file(index_path),
+                      "index"),
+            FileEntry(text.key, text.path.stat().st_size, text.hashing.sha256.hexdigest(), "text",
+                      text.stats.metadata()),
+        ]
+
+
+def revisit_profile(ex: Exchange, digest: str, previous: dict[str, Any] | None) -> str | None:
+    """The revisit profile an exchange gets, if any: the server said "not modified", or sent the
+    archived payload again (an empty payload is no copy worth saving)."""
+    if previous is None or not previous.get("record_id"):
+        return None
+    if ex.status == 304:
+        return REVISIT_NOT_MODIFIED
+    if ex.status == 200 and ex.response_body and not ex.truncated \
+            and digest == previous.get("digest"):
+        return REVISIT_IDENTICAL
+    return None
+
+
+def state_update(ex: Exchange, written: WrittenRecord, profile: str | None) -> dict[str, Any]:
+    """What the URL's state learns from an exchange: a full capture replaces the archived
+    one; a revisit only marks the check (and refreshes the validators)."""
+    update: dict[str, Any] = {"url": ex.url, "outlet": ex.outlet, "last_checked": ex.date,
+                              "first_seen": ex.date}
+    if ex.etag or ex.last_modified or not profile:
+        update.update(etag=ex.etag, last_modified=ex.last_modified)
+    if not profile:
+        update.update(digest=written.payload_digest, warc_file=written.warc_key,
+                      warc_offset=written.offset, warc_length=written.length,
+                      record_id=written.record_id, captured_at=ex.date)
+    return update
+
+
+def _fields(*pairs: tuple[str, str | None]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in pairs if v]

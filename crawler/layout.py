@@ -1,0 +1,142 @@
+"""Where things live: every archive key and every local spool path is spelled here, and only here.
+
+The archive (a local directory or an S3 prefix)::
+
+    crawls/{crawl_id}/warc/{basename}.warc.gz       WARC/1.1, rotated
+    crawls/{crawl_id}/index/{basename}.cdxj         its CDXJ index
+    crawls/{crawl_id}/text/{basename}.jsonl.gz      its text records
+    crawls/{crawl_id}/text/v{N}/{basename}.jsonl.gz a re-extraction, committed by
+    crawls/{crawl_id}/text/v{N}/manifest.json       its manifest
+    crawls/{crawl_id}/manifest.json                 the crawl's commit marker, written last
+    state/urls/{outlet}/{0-f}.jsonl.gz              what the archive holds per URL
+    state/runs.jsonl                                one line per crawl run
+
+The spool (local) mirrors archive keys for files that wait for the store, beside directories that
+are never uploaded: ``jobs/{crawl_id}/`` (a crawl's work directory) and ``tmp/`` (readers'
+scratch files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from crawler.config import ArchiveConfig
+
+CRAWLS = "crawls/"
+MANIFEST_NAME = "manifest.json"
+STATE_URLS = "state/urls"
+RUNS_KEY = "state/runs.jsonl"
+
+JOBS_DIR = "jobs"  # in the spool: crawls' work directories (job, journal, Scrapy JOBDIR)
+TMP_DIR = "tmp"  # in the spool: scratch files of readers (reextract)
+LOCAL_DIRS = (JOBS_DIR, TMP_DIR)  # spool directories that are never uploaded
+UNFINISHED = (".open", ".part", ".unsorted")  # files being written: never uploaded as they are
+
+# In a crawl's work directory (``jobs/{crawl_id}/``):
+JOB_FILE = "job.json"  # the job's description, read by --resume
+JOURNAL_FILE = "state.jsonl"  # the crawl's state observations, merged into state/urls/
+FILES_FILE = "files.jsonl"  # the files the crawl finished
+STATE_INDEX_FILE = "state.sqlite"  # the archive's URL state, copied when the crawl opens
+QUEUE_DIR = "queue"  # Scrapy's JOBDIR
+
+SHARD_SUFFIXES = {"warc": ".warc.gz", "index": ".cdxj", "text": ".jsonl.gz"}
+
+
+# ---------------------------------------------------------------- archive keys
+
+
+def crawl_prefix(crawl_id: str) -> str:
+    return f"crawls/{crawl_id}"
+
+
+def manifest_key(crawl_id: str) -> str:
+    return f"crawls/{crawl_id}/{MANIFEST_NAME}"
+
+
+def shard_basename(crawl_id: str, serial: int, host: str) -> str:
+    """``{crawl_id}-{serial:05d}-{host}``: a WARC, its index and its text shard share it."""
+    return f"{crawl_id}-{serial:05d}-{host}"
+
+
+def shard_keys(crawl_id: str, basename: str) -> dict[str, str]:
+    """The three files of one shard: ``warc``, ``index``, ``text``."""
+    return {kind: f"crawls/{crawl_id}/{kind}/{basename}{suffix}"
+            for kind, suffix in SHARD_SUFFIXES.items()}
+
+
+def basename(key: str) -> str:
+    """``crawls/ID/warc/NAME.warc.gz`` (or its index or text shard) -> ``NAME``."""
+    name = key.rsplit("/", 1)[-1]
+    for suffix in SHARD_SUFFIXES.values():
+        name = name.removesuffix(suffix)
+    return name
+
+
+def crawl_id_of(key: str) -> str | None:
+    """The crawl a key belongs to (``crawls/ID/...``), else None."""
+    parts = key.split("/")
+    return parts[1] if len(parts) >= 3 and parts[0] == CRAWLS.rstrip("/") else None
+
+
+def text_versions_prefix(crawl_id: str) -> str:
+    """Listing this finds every re-extraction of a crawl."""
+    return f"crawls/{crawl_id}/text/v"
+
+
+def text_version_key(crawl_id: str, version: int, basename: str) -> str:
+    return f"crawls/{crawl_id}/text/v{version}/{basename}{SHARD_SUFFIXES['text']}"
+
+
+def text_version_manifest_key(crawl_id: str, version: int) -> str:
+    return f"crawls/{crawl_id}/text/v{version}/{MANIFEST_NAME}"
+
+
+def committed_text_version(key: str) -> int | None:
+    """N when `key` is the manifest of re-extraction N (``crawls/ID/text/vN/manifest.json``)."""
+    parts = key.split("/")
+    if len(parts) == 5 and parts[2] == "text" and parts[4] == MANIFEST_NAME \
+            and parts[3][:1] == "v" and parts[3][1:].isdigit():
+        return int(parts[3][1:])
+    return None
+
+
+def state_prefix(outlet: str) -> str:
+    return f"{STATE_URLS}/{outlet}/"
+
+
+def state_shard_key(outlet: str, url: str, digits: int = 1) -> str:
+    """An outlet's state is sharded by the first hex digit(s) of the URL's sha1."""
+    digit = hashlib.sha1(url.encode()).hexdigest()[:digits]
+    return f"{STATE_URLS}/{outlet}/{digit}.jsonl.gz"
+
+
+# ---------------------------------------------------------------- the local spool
+
+
+def default_spool_dir(config: ArchiveConfig, uri: str) -> Path:
+    """``[archive] spool``, else ``ARCHIVE/.spool`` for a local archive (same filesystem, so
+    delivery is a rename), else a per-bucket directory under ``$XDG_STATE_HOME/newsarchive``."""
+    if config.spool:
+        return Path(config.spool).expanduser()
+    if not uri.startswith("s3://"):
+        return Path(uri.removeprefix("file://")).expanduser() / ".spool"
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    slug = uri.removeprefix("s3://").strip("/").replace("/", "_") or "bucket"
+    suffix = hashlib.sha1((config.endpoint_url or "aws").encode()).hexdigest()[:8]
+    return Path(state) / "newsarchive" / "spool" / f"{slug}-{suffix}"
+
+
+def jobs_dir(spool: Path) -> Path:
+    return spool / JOBS_DIR
+
+
+def job_dir(spool: Path, crawl_id: str) -> Path:
+    """A crawl's work directory: kept until the crawl is committed and its state merged."""
+    return spool / JOBS_DIR / crawl_id
+
+
+def tmp_dir(spool: Path) -> Path:
+    """Scratch space on the spool's filesystem that no delivery ever picks up."""
+    return spool / TMP_DIR

@@ -1,0 +1,114 @@
+"""A crawl's files on their way to the archive store, and the manifest that commits the crawl.
+
+Finished files are uploaded on one upload thread, in the order they were finished, so a crawl's
+manifest always follows its files. A file leaves the spool only once the store has confirmed it;
+when the store refuses, the files stay in the spool and the next run delivers them. Every
+finished file is also listed in the crawl's work directory, so a resumed crawl lists it too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from crawler.job import CrawlJob
+from crawler.layout import FILES_FILE, crawl_prefix, manifest_key
+from crawler.records import FileEntry, crawl_manifest
+from crawler.store.backends import ArchiveStore, StoreError
+from crawler.store.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+
+class Delivery:
+    def __init__(self, job: CrawlJob, store: ArchiveStore, spool: Spool) -> None:
+        self.job = job
+        self.store = store
+        self.spool = spool
+        self.files: list[FileEntry] = []
+        self.counts: Counter = Counter()
+        self.upload_failure: str | None = None
+        self.uploads_pending = 0
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="upload")
+
+    def add(self, entries: list[FileEntry]) -> None:
+        """Files the crawl finished: listed in its work directory, counted, queued for upload."""
+        with open(self.job.jobdir / FILES_FILE, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(e.as_json()) + "\n" for e in entries)
+        self._count(entries)
+        for entry in entries:
+            self._queue_upload(entry)
+
+    def adopt(self, entries: list[FileEntry]) -> None:
+        """Files a resumed crawl takes over from its interrupted run (or its repair): counted,
+        and uploaded if they are still in the spool."""
+        self._count(entries)
+        for entry in entries:
+            if self.spool.path(entry.key).exists():
+                self._queue_upload(entry)
+
+    def flush_spool(self) -> None:
+        """Deliver what earlier runs left in the spool (upload thread)."""
+        if not self.spool.pending():
+            return
+        try:
+            sent, left = self.spool.flush(self.store)
+        except Exception as exc:  # the crawl goes on; the files stay for a later run
+            logger.warning("spool: delivery of earlier runs' files failed: %s", exc)
+            return
+        logger.info("spool: delivered %d file(s) left by earlier runs, %d still waiting", sent,
+                    left)
+
+    def commit(self, reason: str) -> dict[str, Any]:
+        """Write the manifest and upload it last (upload thread): the crawl is committed. Returns
+        the manifest with what stayed in the spool (``spooled``, ``upload_failure``)."""
+        job = self.job
+        manifest = crawl_manifest(
+            crawl_id=job.crawl_id, job=job.name, started=job.started, ended=datetime.now(UTC),
+            finish_reason=reason, archive=self.store.uri, config_digest=job.config_digest,
+            outlets=[o.name for o in job.outlets], counts=self.counts, files=self.files)
+        key = manifest_key(job.crawl_id)
+        path = self.spool.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        partial.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+        partial.replace(path)
+        self.uploads_pending += 1
+        self._upload(key, None)
+        prefix = crawl_prefix(job.crawl_id)
+        self.spool.prune(self.spool.path(prefix))
+        # this crawl's files only: another crawl may be writing into the same spool right now
+        manifest["spooled"] = [k for k in self.spool.pending() if k.startswith(prefix + "/")]
+        manifest["upload_failure"] = self.upload_failure
+        return manifest
+
+    def _count(self, entries: list[FileEntry]) -> None:
+        self.files.extend(entries)
+        for entry in entries:
+            if entry.kind == "warc":
+                self.counts["warc_files"] += 1
+                self.counts["warc_bytes"] += entry.size
+                self.counts["responses"] += entry.extra.get("records", 0)
+                self.counts.update(entry.extra.get("revisits", {}))
+            elif entry.kind == "text":
+                self.counts["text_records"] += entry.extra.get("records", 0)
+
+    def _queue_upload(self, entry: FileEntry) -> None:
+        self.uploads_pending += 1
+        self.thread.submit(self._upload, entry.key, entry.sha256)
+
+    def _upload(self, key: str, sha256: str | None) -> None:
+        try:
+            if self.upload_failure is None:
+                self.spool.deliver(self.store, key, sha256)
+                self.counts["uploaded_files"] += 1
+        except (StoreError, OSError) as exc:
+            self.upload_failure = f"{key}: {exc}"
+            logger.warning("upload failed, keeping files in the spool %s for the next run: %s",
+                           self.spool.root, exc)
+        finally:
+            self.uploads_pending -= 1
