@@ -37,7 +37,7 @@ class Written:
 
 def _write_response(warc: WarcFile, url: str, body: bytes, content_type: str,
                     info_id: str) -> tuple[WrittenRecord, WrittenRecord, str]:
-    """A response/request pair and its index line, as ArchiveRun._write_exchange writes them."""
+    """A response/request pair and its index line, as CaptureWriter.write_exchange writes them."""
     date = warc_date()
     status = 200
     head = (f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import json
 import tempfile
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -73,5 +74,15 @@ def write_sorted(lines_path: Path, out_path: Path, run_bytes: int = SORT_RUN_BYT
             run.seek(0)
             sorted_runs.append(run)
         with open(partial, "wb") as out:
-            out.writelines(heapq.merge(*sorted_runs))
+            merge_lines(sorted_runs, out.write)
     partial.replace(out_path)
+
+
+def merge_lines(sources: Iterable[Iterable[bytes]], write: Callable[[bytes], object]) -> int:
+    """Merge sorted index lines (files, or line iterators) into one sorted stream through
+    `write`, a line at a time; returns the number of lines."""
+    lines = 0
+    for line in heapq.merge(*sources):
+        write(line if line.endswith(b"\n") else line + b"\n")
+        lines += 1
+    return lines

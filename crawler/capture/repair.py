@@ -69,7 +69,7 @@ def index_lines(path: Path, warc_key: str) -> Iterator[str]:
     """CDXJ lines (``cdxj_line``) of the response and revisit records of a closed WARC,
     in file order (the caller sorts).
 
-    Built the way ``ArchiveRun._write_exchange`` builds them, so a repaired WARC gets the index
+    Built the way ``CaptureWriter.write_exchange`` builds them, so a repaired WARC gets the index
     the crawl would have written.
     """
     with open(path, "rb") as f:

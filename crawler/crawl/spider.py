@@ -11,7 +11,6 @@ so). Every fetch is captured in the WARC; only articles go to extraction.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +32,7 @@ from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.politeness import outlet_stat
 from crawler.crawl.resume import reset_queue
 from crawler.crawl.warc_capture import CAPTURE_META
+from crawler.discovery.articles import markup_says_article
 from crawler.discovery.digests import DigestSet
 from crawler.discovery.feeds import Candidate, NotADiscoveryDocument, feed_links, parse_document
 from crawler.discovery.links import page_links, rel_links
@@ -42,15 +42,8 @@ from crawler.store.state import StateIndex, conditional_headers, is_due
 
 logger = logging.getLogger(__name__)
 
-_ARTICLE_TYPES = re.compile(r'"@type"\s*:\s*\[?\s*"(?:News|Blog|Report|Scholarly)?Article"')
 _PAGE_NUMBER = re.compile(r"(?:[?&](?:page|p|pg|paged|start|offset)=\d+|/page/\d+/?|/\d{1,4}/?)$",
                           re.IGNORECASE)
-_OG_ARTICLE = re.compile(rb"<meta\b(?=[^>]*\bproperty\s*=\s*[\"']?og:type)(?=[^>]*\bcontent\s*="
-                         rb"\s*[\"']?article\b)", re.IGNORECASE)
-_LD_JSON = re.compile(rb"<script\b[^>]*application/ld\+json[^>]*>(.*?)</script>",
-                      re.IGNORECASE | re.DOTALL)
-_DATED_ARTICLE = re.compile(rb"<article\b.*?(?:<time\b[^>]*\bdatetime|itemprop\s*=\s*[\"']?"
-                            rb"datePublished)", re.IGNORECASE | re.DOTALL)
 _PRIORITY = {"sitemap": 30, "feed": 30, "start": 20, "link": 10, "candidate": 0, "recheck": 0}
 
 
@@ -292,30 +285,3 @@ def _canonical_link(url: str, body: bytes) -> str | None:
     head_end = body.find(b"</head>")  # a canonical link belongs in the head: scan only that
     hrefs = rel_links(body, "canonical", **({"limit": head_end} if head_end > 0 else {}))
     return canonical_url(urljoin(url, hrefs[0])) if hrefs else None
-
-
-def markup_says_article(body: bytes) -> bool:
-    """og:type article, JSON-LD (News)Article, or an <article> carrying a date: read from the
-    bytes, without building a DOM in the crawl process."""
-    if _OG_ARTICLE.search(body):
-        return True
-    for match in _LD_JSON.finditer(body):
-        block = match.group(1).decode("utf-8", "replace")
-        if _ARTICLE_TYPES.search(block) or _ld_is_article(block):
-            return True
-    return _DATED_ARTICLE.search(body) is not None
-
-
-def _ld_is_article(block: str) -> bool:
-    try:
-        data = json.loads(block)
-    except ValueError:
-        return False
-    items = data if isinstance(data, list) else data.get("@graph", [data]) if isinstance(
-        data, dict) else []
-    for item in items:
-        kind = item.get("@type") if isinstance(item, dict) else None
-        kinds = kind if isinstance(kind, list) else [kind]
-        if any(isinstance(k, str) and k.endswith("Article") for k in kinds):
-            return True
-    return False
