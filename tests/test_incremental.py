@@ -19,7 +19,7 @@ from crawler.config import ArchiveConfig
 from crawler.jobs.demo import OutletServer
 from crawler.layout import state_prefix
 from crawler.store.backends import LocalStore, S3Store
-from crawler.store.state import is_due, merge_journal, next_check, read_state
+from crawler.store.state import merge_journal, next_check, read_state, recheck_due
 from tests.conftest import (
     EXPECTED,
     FixtureHandler,
@@ -210,13 +210,13 @@ def test_decaying_recheck_schedule() -> None:
     first = datetime(2025, 8, 1, tzinfo=UTC)
     entry = {"first_seen": "2025-08-01T00:00:00Z", "last_checked": "2025-08-01T00:00:00Z"}
     assert next_check(entry, hours) == first + timedelta(hours=1)
-    assert not is_due(entry, hours, first + timedelta(minutes=59))
-    assert is_due(entry, hours, first + timedelta(hours=2))
+    assert not recheck_due(entry, hours, first + timedelta(minutes=59))
+    assert recheck_due(entry, hours, first + timedelta(hours=2))
     entry["last_checked"] = "2025-08-01T07:00:00Z"  # checked after the 6 h point: next is 1 d
     assert next_check(entry, hours) == first + timedelta(days=1)
     entry["last_checked"] = "2025-08-09T00:00:00Z"  # past the last point: never again
     assert next_check(entry, hours) is None
-    assert not is_due(entry, hours, first + timedelta(days=400))
+    assert not recheck_due(entry, hours, first + timedelta(days=400))
     assert next_check(entry, []) is None
 
 

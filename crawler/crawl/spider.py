@@ -38,7 +38,7 @@ from crawler.discovery.feeds import Candidate, NotADiscoveryDocument, feed_links
 from crawler.discovery.links import page_links, rel_links
 from crawler.discovery.urls import HostScope, canonical_url
 from crawler.job import CrawlJob
-from crawler.store.state import StateIndex, conditional_headers, is_due
+from crawler.store.state import StateIndex, conditional_headers, recheck_due
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class OutletSpider(scrapy.Spider):
                     yield request
         for entry in self.archived.articles():
             outlet = self.outlets.get(entry.get("outlet", ""))
-            if outlet and (self.job.recheck or is_due(entry, outlet.crawl.recheck)):
+            if outlet and (self.job.recheck or recheck_due(entry, outlet.crawl.recheck)):
                 if request := self._request(outlet, entry["url"], "recheck"):
                     yield request
 
@@ -133,7 +133,7 @@ class OutletSpider(scrapy.Spider):
         archived = self.archived.get(url) if is_page else None
         if archived and archived.get("article"):
             if not (self.job.recheck or source == "recheck"
-                    or is_due(archived, outlet.crawl.recheck)):
+                    or recheck_due(archived, outlet.crawl.recheck)):
                 self._count(outlet, "skipped/archived")
                 return None
         if is_page:

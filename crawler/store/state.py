@@ -210,7 +210,9 @@ def next_check(entry: dict[str, Any], intervals: Iterable[int]) -> datetime | No
     return next((p for p in points if p > last_checked), None)
 
 
-def is_due(entry: dict[str, Any], intervals: Iterable[int], now: datetime | None = None) -> bool:
+def recheck_due(entry: dict[str, Any], intervals: Iterable[int],
+                now: datetime | None = None) -> bool:
+    """An archived article is due for a re-check (its next point in `intervals` has passed)."""
     due = next_check(entry, intervals)
     return due is not None and due <= (now or datetime.now(UTC))
 
