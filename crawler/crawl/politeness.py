@@ -27,7 +27,7 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 
 from crawler.config import OutletConfig
 
@@ -181,6 +181,8 @@ def retry_after_seconds(value: bytes | None) -> float | None:
 
 
 def _sleep(seconds: float) -> defer.Deferred:
+    from twisted.internet import reactor  # here: importing it installs the default reactor
+
     d: defer.Deferred = defer.Deferred()
     reactor.callLater(seconds, d.callback, None)
     return d

@@ -95,7 +95,6 @@ HTTPERROR_ALLOW_ALL = False
 LOG_LEVEL = "INFO"
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
-REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 # Scrapy's in-memory stats without the deprecation shim it puts around every call (~20 a page)
 STATS_CLASS = "crawler.crawl.stats.CrawlStatsCollector"
 # Seen requests in 8 bytes each (Scrapy's own set: ~100): memory stays flat as a crawl grows.
