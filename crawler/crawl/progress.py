@@ -25,7 +25,7 @@ class Progress:
     def from_crawler(cls, crawler: Crawler) -> Progress:
         ext = cls(crawler)
         if not ext.stream.isatty():
-            raise NotConfigured("stderr is not a terminal")
+            raise NotConfigured  # nothing to show: stderr is not a terminal
         crawler.signals.connect(ext.opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.closed, signal=signals.spider_closed)
         return ext
