@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import time
@@ -12,25 +13,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scrapy import Request, signals
+from scrapy import Request, Spider, signals
 from scrapy.core.downloader import Slot
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest, StopDownload
+from scrapy.exceptions import IgnoreRequest, NotConfigured, StopDownload
+from scrapy.extension import ExtensionManager
 from scrapy.http import HtmlResponse, Response
 from scrapy.settings import Settings
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.conf import build_component_list
-from scrapy.utils.misc import load_object
+from scrapy.utils.misc import build_from_crawler, load_object
 from scrapy.utils.reactor import install_reactor, is_reactor_installed
 from scrapy.utils.test import get_crawler
 from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.web.iweb import UNKNOWN_LENGTH
+from warcio.archiveiterator import ArchiveIterator
 
+from crawler.capture.warc import sha1_digest
+from crawler.capture.writer import REVISIT_IDENTICAL
 from crawler.config import parse_config
-from crawler.crawl import politeness
+from crawler.crawl import archiving, politeness
 from crawler.crawl import settings as project_settings
+from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.dupefilter import CompactDupeFilter
+from crawler.crawl.extraction_pipeline import ExtractionPipeline
 from crawler.crawl.http import WireRecordingDownloadHandler, _WireRecordingFactory
 from crawler.crawl.politeness import (
     OutletScopeMiddleware,
@@ -39,10 +46,13 @@ from crawler.crawl.politeness import (
     RetryAfterMiddleware,
 )
 from crawler.crawl.refresh import LeanMetaRefreshMiddleware
+from crawler.crawl.resume import ArchivedResponseMiddleware
 from crawler.crawl.spider import OutletSpider
 from crawler.crawl.stats import CrawlStatsCollector
+from crawler.crawl.warc_capture import CAPTURE_META, WarcCaptureMiddleware
 from crawler.discovery.digests import DigestSet
 from crawler.job import CrawlJob
+from crawler.store.state import StateIndex, read_journal
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "https://news.example"
@@ -51,8 +61,8 @@ PROJECT = {"STATS_CLASS": project_settings.STATS_CLASS}
 
 @pytest.fixture
 def make_crawler(tmp_path: Path) -> Iterator[Callable[..., Crawler]]:
-    """Crawlers of the outlet ``wire`` (its crawl settings as keywords), with the spider and
-    engine a crawl has, on the reactor ``newsarchive crawl`` installs."""
+    """Crawlers of the outlet ``wire`` (its crawl settings as keywords), with the spider,
+    extensions and engine a crawl has, on the reactor ``newsarchive crawl`` installs."""
     if not is_reactor_installed():
         install_reactor(project_settings.TWISTED_REACTOR)
     made: list[Crawler] = []
@@ -64,6 +74,9 @@ def make_crawler(tmp_path: Path) -> Iterator[Callable[..., Crawler]]:
         crawler = get_crawler(OutletSpider, settings_dict={**PROJECT, **(settings or {})})
         crawler.spider = OutletSpider(job=CrawlJob.create(config, archive_uri=str(tmp_path)))
         crawler.spider._set_crawler(crawler)
+        # get_crawler built the extensions before there was a spider; a crawl builds them once
+        # it exists (Crawler.crawl), and ArchivingExtension needs the spider's job
+        crawler.extensions = build_from_crawler(ExtensionManager, crawler)
         crawler.engine = crawler._create_engine()
         made.append(crawler)
         return crawler
@@ -71,6 +84,11 @@ def make_crawler(tmp_path: Path) -> Iterator[Callable[..., Crawler]]:
     yield make
     for crawler in made:
         crawler.engine.downloader.close()
+        archive = crawler.get_extension(ArchivingExtension)
+        if archive is not None:  # its threads, which spider_closed would stop
+            archive._thread.shutdown()
+            archive.delivery.thread.shutdown()
+            archive.journal.close()
 
 
 def wire_request(path: str = "/news/1", **meta: Any) -> Request:
@@ -343,3 +361,111 @@ def test_importing_the_package_installs_no_reactor() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------------------ archive
+
+ARCHIVING = {"EXTENSIONS": project_settings.EXTENSIONS, "NEWSARCHIVE_EXTRACT_WORKERS": 1}
+NO_ARCHIVING = {"EXTENSIONS": {**project_settings.EXTENSIONS,
+                               "crawler.crawl.archiving.ArchivingExtension": None}}
+
+
+def test_project_settings_enable_the_archive_that_the_components_share(
+        make_crawler: Callable[..., Crawler]) -> None:
+    crawler = make_crawler(ARCHIVING)
+    archive = crawler.get_extension(ArchivingExtension)
+    assert isinstance(archive, ArchivingExtension) and archive.job is crawler.spider.job
+    pipeline = ExtractionPipeline.from_crawler(crawler)
+    try:
+        assert pipeline.archive is archive
+        assert WarcCaptureMiddleware.from_crawler(crawler).archive is archive
+        assert ArchivedResponseMiddleware.from_crawler(crawler).run is archive
+    finally:
+        pipeline.close_spider()
+
+
+@pytest.mark.parametrize("component", [
+    WarcCaptureMiddleware, ExtractionPipeline, ArchivedResponseMiddleware])
+def test_components_are_not_configured_without_the_archive(
+        make_crawler: Callable[..., Crawler], component: type) -> None:
+    crawler = make_crawler(NO_ARCHIVING)
+    assert crawler.get_extension(ArchivingExtension) is None
+    with pytest.raises(NotConfigured, match="ArchivingExtension is not enabled"):
+        component.from_crawler(crawler)
+
+
+def test_the_archive_is_not_configured_for_a_spider_without_a_crawl_job(
+        make_crawler: Callable[..., Crawler]) -> None:
+    crawler = make_crawler()
+    crawler.spider = Spider("plain")
+    with pytest.raises(NotConfigured, match="no newsarchive crawl job"):
+        ArchivingExtension.from_crawler(crawler)
+
+
+def capturing(crawler: Crawler, monkeypatch: pytest.MonkeyPatch,
+              archived: tuple[dict[str, Any], ...] = ()) -> WarcCaptureMiddleware:
+    """The capture middleware of an opened crawl whose archive holds `archived`; the writer
+    thread's work is done in place, and finished files stay in the spool (no upload)."""
+    archive = crawler.get_extension(ArchivingExtension)
+    archive.state = StateIndex.build(archive.state.path, archived)  # as spider_opened does
+    monkeypatch.setattr(archiving, "run_in",
+                        lambda _thread, fn, *args: defer.maybeDeferred(fn, *args))
+    archive.writer.on_finished = lambda entries: None
+    return WarcCaptureMiddleware.from_crawler(crawler)
+
+
+def spooled_record(archive: ArchivingExtension, pointer: dict[str, Any]) -> Any:
+    """The record a capture pointer points at, read from the crawl's spool."""
+    with open(archive.spool.path(pointer["warc_file"]), "rb") as f:
+        f.seek(pointer["warc_offset"])
+        data = f.read(pointer["warc_length"])
+    (record,) = [(r.rec_type, r.rec_headers, r.http_headers.get_statuscode(),
+                  r.raw_stream.read()) for r in ArchiveIterator(io.BytesIO(data))]
+    return record
+
+
+def test_capture_leaves_the_request_a_pointer_to_its_response_record(
+        make_crawler: Callable[..., Crawler], monkeypatch: pytest.MonkeyPatch) -> None:
+    crawler = make_crawler(ARCHIVING)
+    mw = capturing(crawler, monkeypatch)
+    archive = mw.archive
+    request = wire_request("/news/1")
+    body = "<html><title>Новости</title><p>Статья</p></html>".encode()
+    response = HtmlResponse(request.url, body=body, request=request,
+                            headers={"Content-Type": "text/html; charset=utf-8"})
+    assert fired(defer.ensureDeferred(mw.process_response(request, response))) is response
+
+    pointer = request.meta[CAPTURE_META]
+    assert pointer["revisit"] is None and pointer["payload_digest"] == sha1_digest(body)
+    archive.writer.close()  # the WARC is complete, in the spool
+    record_type, headers, status, payload = spooled_record(archive, pointer)
+    assert (record_type, status, payload) == ("response", "200", body)
+    assert headers.get_header("WARC-Target-URI") == request.url
+    assert headers.get_header("WARC-Record-ID") == pointer["warc_record_id"]
+    # the URL's state learns where its capture is
+    archive.journal.close()
+    (update,) = read_journal(archive.journal.path)
+    assert (update["warc_file"], update["warc_offset"]) == (pointer["warc_file"],
+                                                            pointer["warc_offset"])
+
+
+def test_capture_of_a_payload_the_archive_holds_points_at_a_revisit(
+        make_crawler: Callable[..., Crawler], monkeypatch: pytest.MonkeyPatch) -> None:
+    request = wire_request("/news/1")
+    body = b"<html><p>The same story</p></html>"
+    archived = {"url": request.url, "outlet": "wire", "digest": sha1_digest(body),
+                "record_id": "<urn:uuid:00000000-0000-4000-8000-000000000001>",
+                "captured_at": "2025-08-01T10:00:00.000000Z",
+                "warc_file": "crawls/wire-20250801T100000Z/warc/x.warc.gz",
+                "warc_offset": 0, "warc_length": 900}
+    mw = capturing(make_crawler(ARCHIVING), monkeypatch, (archived,))
+    response = HtmlResponse(request.url, body=body, request=request)
+    fired(defer.ensureDeferred(mw.process_response(request, response)))
+
+    pointer = request.meta[CAPTURE_META]
+    assert pointer["revisit"] == REVISIT_IDENTICAL
+    assert pointer["payload_digest"] == archived["digest"]
+    mw.archive.writer.close()
+    record_type, headers, _status, payload = spooled_record(mw.archive, pointer)
+    assert (record_type, payload) == ("revisit", b"")
+    assert headers.get_header("WARC-Refers-To") == archived["record_id"]
