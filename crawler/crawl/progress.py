@@ -20,6 +20,7 @@ class Progress:
         self.crawler = crawler
         self.stream = stream
         self.loop = LoopingCall(self.show)
+        self.archive: ArchivingExtension | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Progress:
@@ -31,17 +32,18 @@ class Progress:
         return ext
 
     def opened(self) -> None:
-        self.loop.start(1.0, now=False)
+        self.archive = self.crawler.get_extension(ArchivingExtension)
+        if self.archive is not None:
+            self.loop.start(1.0, now=False)
 
     def closed(self) -> None:
         if self.loop.running:
             self.loop.stop()
-        self.show()
-        self.stream.write("\n")
+            self.show()
+            self.stream.write("\n")
 
     def show(self) -> None:
-        archive = self.crawler.get_extension(ArchivingExtension)
-        stats = self.crawler.stats
+        archive, stats = self.archive, self.crawler.stats
         self.stream.write(
             f"\r{archive.counts['responses']} pages, "
             f"{stats.get_value('newsarchive/articles', 0)} articles, "

@@ -109,6 +109,9 @@ class OutletSpider(scrapy.Spider):
         """What the archive holds for each URL (read when the crawl opened)."""
         if self._archive is None:
             self._archive = self.crawler.get_extension(ArchivingExtension)
+            if self._archive is None:
+                raise RuntimeError("the outlet spider needs crawler.crawl.archiving."
+                                   "ArchivingExtension in EXTENSIONS")
         return self._archive.state
 
     def _request(self, outlet: OutletConfig, url: str, source: str, *, depth: int = 0,
