@@ -1,5 +1,5 @@
 """Synthetic archives for dump tests and benchmarks: text shards and manifests written in the
-archive layout of DESIGN.md (the manifest last, as a crawl commits), through a real store."""
+archive layout (the manifest last, as a crawl commits), through a real store."""
 
 from __future__ import annotations
 
@@ -13,16 +13,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from crawler.records import MANIFEST_FORMAT, VERSION_FORMAT
 from crawler.store.backends import ArchiveStore
-
-CRAWL_MANIFEST_FORMAT = "newsarchive-manifest/1"
-VERSION_FORMAT = "newsarchive-text-version/1"
 
 
 def document(url: str, outlet: str, text: str, *, date: str | None = None,
              fetched_at: str = "2025-08-15T10:00:00Z", language: str | None = "ru",
              title: str | None = None, crawl_id: str = "", offset: int = 0) -> dict[str, Any]:
-    """A text record with every DESIGN.md field."""
+    """A text record with every field a crawl writes."""
     return {"url": url, "outlet": outlet, "crawl_id": crawl_id, "fetched_at": fetched_at,
             "status": 200, "title": title if title is not None else url.rsplit("/", 1)[-1],
             "author": None, "date": date, "language": language, "sitename": outlet,
@@ -64,7 +62,7 @@ def write_crawl(store: ArchiveStore, crawl_id: str, shards: list[list[dict[str, 
             record.update(crawl_id=crawl_id, warc_file=f"crawls/{crawl_id}/warc/{base}.warc.gz",
                           warc_offset=record["warc_offset"] or 1000 * offset)
         entries.append(write_shard(store, f"crawls/{crawl_id}/text/{base}.jsonl.gz", records))
-    manifest = {"format": CRAWL_MANIFEST_FORMAT, "crawl_id": crawl_id,
+    manifest = {"format": MANIFEST_FORMAT, "crawl_id": crawl_id,
                 "job": crawl_id.rsplit("-", 1)[0], "software": "newsarchive-tests",
                 "started": "2025-08-15T10:00:00Z", "ended": "2025-08-15T11:00:00Z",
                 "finish_reason": "finished", "archive": store.uri, "config_digest": "",
