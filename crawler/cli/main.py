@@ -16,17 +16,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from crawler import __version__
-from crawler.config import Config, ConfigError, load_config, parse_config, parse_since
+from crawler.config import Config, load_config, parse_config, parse_since
+from crawler.errors import NewsarchiveError, UsageError
 from crawler.job import CrawlJob
 from crawler.readers.listing import complete_crawls, list_crawls, text_records
-from crawler.store.backends import StoreError, open_store
+from crawler.store.backends import open_store
 from crawler.store.run_records import print_last_runs
 
 EXIT_OK, EXIT_FAILED, EXIT_SPOOLED = 0, 1, 3
-
-
-class CommandError(RuntimeError):
-    """A failure explained in one line."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     try:
         return args.func(args)
-    except (ConfigError, StoreError, CommandError) as exc:
+    except NewsarchiveError as exc:
         if args.debug:
             raise
         print(f"newsarchive: {exc}", file=sys.stderr)
@@ -111,7 +108,7 @@ def _archive_uri(args: argparse.Namespace, config: Config) -> str:
 def cmd_crawl(args: argparse.Namespace) -> int:
     config = _config(args)
     if not config.outlets:
-        raise CommandError(f"{config.source}: no [[outlets]] to crawl")
+        raise UsageError(f"{config.source}: no [[outlets]] to crawl")
     overrides: dict[str, Any] = {}
     if args.max_pages is not None:
         overrides["max_pages"] = args.max_pages
@@ -119,7 +116,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         try:
             parse_since(args.since)
         except ValueError as exc:
-            raise CommandError(f"--since: {exc}") from None
+            raise UsageError(f"--since: {exc}") from None
         overrides["since"] = args.since
     job = CrawlJob.create(config, args.outlets, args.archive, args.job, overrides=overrides,
                           recheck=args.recheck)
@@ -135,8 +132,8 @@ def interrupted_jobdir(job: CrawlJob, which: str) -> Path:
     jobdir = find_interrupted(job, which, open_store(job.config.archive, job.archive_uri))
     if jobdir is None:
         what = f"crawl {which}" if which != "latest" else f"crawl of job {job.name!r}"
-        raise CommandError(f"no interrupted {what} to resume (nothing left unfinished in "
-                           f"{job.jobdir.parent})")
+        raise UsageError(f"no interrupted {what} to resume (nothing left unfinished in "
+                         f"{job.jobdir.parent})")
     return jobdir
 
 
@@ -162,7 +159,7 @@ def run_crawl(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdou
     code = EXIT_FAILED if not result else EXIT_SPOOLED if result.get("spooled") else EXIT_OK
     record_run(store, run_record(job, result, crawler.stats.get_stats(), code))
     if not result:
-        raise CommandError(f"crawl {job.crawl_id} did not finish; see the log above")
+        raise NewsarchiveError(f"crawl {job.crawl_id} did not finish; see the log above")
     _print_summary(run, crawler.stats.get_stats(), result, out)
     return code
 

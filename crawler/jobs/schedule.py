@@ -25,8 +25,9 @@ from typing import Any
 
 from croniter import CroniterError, croniter
 
-from crawler.config import Config, ConfigError, load_config
-from crawler.store.backends import ArchiveStore, StoreError, open_store
+from crawler.config import Config, load_config
+from crawler.errors import ConfigError, StoreError
+from crawler.store.backends import ArchiveStore, open_store
 from crawler.store.run_records import last_runs, parse_iso
 
 logger = logging.getLogger("newsarchive.schedule")

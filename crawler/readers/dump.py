@@ -25,8 +25,8 @@ from datetime import date
 from fnmatch import translate
 from typing import IO, TYPE_CHECKING, Any
 
-from crawler.cli.main import CommandError
 from crawler.config import load_config
+from crawler.errors import StoreError, UsageError
 from crawler.readers.dump_formats import (
     DOCUMENT_FIELDS,
     FORMATS,
@@ -39,7 +39,7 @@ from crawler.readers.dump_formats import (
     document_day,
 )
 from crawler.readers.listing import list_crawls, read_lines, text_entries
-from crawler.store.backends import ArchiveStore, StoreError, open_store
+from crawler.store.backends import ArchiveStore, open_store
 
 if TYPE_CHECKING:  # numpy is imported when a dump runs, not with every command
     from crawler.readers.neardup import Decision, Deduplicator
@@ -104,14 +104,14 @@ def cmd_dump(args: argparse.Namespace) -> int:
     if fields:
         unknown = [f for f in fields if f not in DOCUMENT_FIELDS]
         if unknown:
-            raise CommandError(f"--fields: unknown field(s) {', '.join(unknown)}; known: "
-                               + ",".join(DOCUMENT_FIELDS))
+            raise UsageError(f"--fields: unknown field(s) {', '.join(unknown)}; known: "
+                             + ",".join(DOCUMENT_FIELDS))
         if args.format not in ("jsonl", "parquet") or args.stats:
-            raise CommandError("--fields applies to the jsonl and parquet formats")
+            raise UsageError("--fields applies to the jsonl and parquet formats")
     output_path = args.output
     if args.format == "parquet" and not args.stats and output_path and \
             output_path.endswith((".gz", ".zst")):
-        raise CommandError("parquet files are compressed inside: write FILE.parquet")
+        raise UsageError("parquet files are compressed inside: write FILE.parquet")
     config = load_config(args.config)
     store = open_store(config.archive, args.archive or config.archive.uri)
     manifests = complete_manifests(store, args.crawl)
@@ -123,7 +123,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
     try:
         output = Output(output_path)
     except OSError as exc:
-        raise CommandError(f"-o {output_path}: {exc.strerror}") from None
+        raise UsageError(f"-o {output_path}: {exc.strerror}") from None
     progress = Progress(sys.stderr)
     try:
         if args.stats:
@@ -151,9 +151,9 @@ def complete_manifests(store: ArchiveStore, crawl_ids: list[str]) -> list[dict[s
     listings = {c.crawl_id: c for c in list_crawls(store)}
     for crawl_id in crawl_ids:
         if crawl_id not in listings:
-            raise CommandError(f"no crawl {crawl_id} in {store.uri}")
+            raise UsageError(f"no crawl {crawl_id} in {store.uri}")
         if listings[crawl_id].manifest is None:
-            raise CommandError(f"crawl {crawl_id} is incomplete (no manifest yet): not dumped")
+            raise UsageError(f"crawl {crawl_id} is incomplete (no manifest yet): not dumped")
     wanted = set(crawl_ids)
     return [c.manifest for c in listings.values()
             if c.manifest is not None and (not wanted or c.crawl_id in wanted)]

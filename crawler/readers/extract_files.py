@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from crawler.cli.main import EXIT_OK, CommandError
+from crawler.cli.main import EXIT_OK
+from crawler.errors import UsageError
 from crawler.extraction.templates import MIN_PAGES, TemplateLearner
 
 _CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([a-zA-Z0-9_.:-]+)", re.IGNORECASE)
@@ -58,9 +59,9 @@ def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def cmd_extract(args: argparse.Namespace) -> int:
     files = list(_files(args.paths))
     if not files:
-        raise CommandError("no files to extract")
+        raise UsageError("no files to extract")
     if args.url and len(files) > 1:
-        raise CommandError("--url names one page: give it with a single file")
+        raise UsageError("--url names one page: give it with a single file")
     _check_selectors([*args.prune, *([args.body] if args.body else [])])
     learner = TemplateLearner()
     if not args.no_templates and len(files) >= MIN_PAGES:
@@ -88,7 +89,7 @@ def _files(paths: list[str]) -> Iterator[Path]:
         elif path.is_file():
             yield path
         else:
-            raise CommandError(f"{name}: no such file or directory")
+            raise UsageError(f"{name}: no such file or directory")
 
 
 def _read(path: Path) -> bytes:
@@ -96,7 +97,7 @@ def _read(path: Path) -> bytes:
         data = path.read_bytes()
         return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     except (OSError, EOFError) as exc:
-        raise CommandError(f"{path}: cannot read: {exc}") from None
+        raise UsageError(f"{path}: cannot read: {exc}") from None
 
 
 def _extract(path: Path, args: argparse.Namespace, templates: Any
@@ -158,4 +159,4 @@ def _check_selectors(selectors: list[str]) -> None:
         try:
             GenericTranslator().css_to_xpath(selector)
         except SelectorError as exc:
-            raise CommandError(f"invalid CSS selector {selector!r}: {exc}") from None
+            raise UsageError(f"invalid CSS selector {selector!r}: {exc}") from None

@@ -10,7 +10,8 @@ from typing import Any
 
 from isal import isal_zlib
 
-from crawler.store.backends import ArchiveStore, StoreError
+from crawler.errors import StoreError
+from crawler.store.backends import ArchiveStore
 from crawler.store.spool import MANIFEST_NAME
 
 

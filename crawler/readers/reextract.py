@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler.capture.warc import HashingFile, record_pointer
-from crawler.cli.main import EXIT_OK, CommandError
+from crawler.cli.main import EXIT_OK
 from crawler.config import Config, OutletConfig, load_config
+from crawler.errors import ArchiveError, UsageError
 from crawler.extraction.templates import TemplateLearner
 from crawler.readers.listing import TEXT_VERSION_MANIFEST, TextStats, complete_crawls
 from crawler.store.backends import ArchiveStore, open_store
@@ -60,7 +61,7 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     manifests = complete_crawls(store, args.crawl)
     missing = set(args.crawl) - {m["crawl_id"] for m in manifests}
     if missing:
-        raise CommandError(f"no complete crawl {', '.join(sorted(missing))} in {store.uri}")
+        raise UsageError(f"no complete crawl {', '.join(sorted(missing))} in {store.uri}")
     if not manifests:
         print(f"no complete crawls in {store.uri}")
         return EXIT_OK
@@ -177,8 +178,8 @@ def _articles(store: ArchiveStore, text_entry: dict[str, Any] | None,
         for line in io.TextIOWrapper(gz, encoding="utf-8"):
             record = json.loads(line)
             if record["warc_file"] != warc_key:
-                raise CommandError(f"{text_entry['key']}: {record['url']} points into "
-                                     f"{record['warc_file']}, not {warc_key}")
+                raise ArchiveError(f"{text_entry['key']}: {record['url']} points into "
+                                   f"{record['warc_file']}, not {warc_key}")
             record.pop("text", None)
             articles[record["warc_offset"]] = record
     return articles
@@ -214,8 +215,8 @@ def _pages(store: ArchiveStore, warc_key: str,
             own = articles[offset]
             record_id = record.rec_headers.get_header("WARC-Record-ID")
             if record.rec_type != "response" or record_id != own["warc_record_id"]:
-                raise CommandError(f"{warc_key} @ {offset}: not the response record "
-                                     f"{own['warc_record_id']} of {own['url']}")
+                raise ArchiveError(f"{warc_key} @ {offset}: not the response record "
+                                   f"{own['warc_record_id']} of {own['url']}")
             body = record.raw_stream.read()
             records.read_to_end()
             outlet = outlets.get(own["outlet"]) or OutletConfig(own["outlet"])
@@ -234,8 +235,8 @@ def _pages(store: ArchiveStore, warc_key: str,
                     record.rec_headers.get_header("WARC-Date")),
             })
     if left:
-        raise CommandError(f"{warc_key}: no record at offset(s) {sorted(left)[:5]} that the "
-                             f"crawl's text points at")
+        raise ArchiveError(f"{warc_key}: no record at offset(s) {sorted(left)[:5]} that the "
+                           f"crawl's text points at")
 
 
 # ---------------------------------------------------------------- bodies as Scrapy saw them

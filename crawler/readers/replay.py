@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit
-from crawler.cli.main import EXIT_OK, CommandError
+from crawler.cli.main import EXIT_OK
 from crawler.config import ArchiveConfig, load_config
+from crawler.errors import UsageError
 from crawler.readers.listing import complete_crawls, text_records
 from crawler.store.backends import ArchiveStore, open_store
 
@@ -81,7 +82,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         manifests = complete_crawls(store)
         if not manifests:
-            raise CommandError(f"no completed crawls in {store.uri}")
+            raise UsageError(f"no completed crawls in {store.uri}")
         index = workdir / "index" / f"{COLLECTION}.cdxj"
         captures = build_index(store, manifests, index)
         articles = write_home_page(store, manifests, workdir / "templates")
@@ -98,7 +99,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
               f"({{timestamp}}id_ for the original bytes)\n"
               f"Ctrl-C stops", flush=True)
         code = proc.wait()
-        raise CommandError(f"pywb stopped by itself (exit code {code}); its output is above")
+        raise UsageError(f"pywb stopped by itself (exit code {code}); its output is above")
     except _Stop:
         return EXIT_OK
     finally:
@@ -123,8 +124,8 @@ def find_wayback(explicit: str | None = None) -> str:
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    raise CommandError(f"pywb not found (looked for {', '.join(c for c in candidates if c)}); "
-                       f"`scripts/dev.sh setup` installs it in {PYWB_VENV}, or pass --pywb")
+    raise UsageError(f"pywb not found (looked for {', '.join(c for c in candidates if c)}); "
+                     f"`scripts/dev.sh setup` installs it in {PYWB_VENV}, or pass --pywb")
 
 
 def build_index(store: ArchiveStore, manifests: Iterable[dict[str, Any]], out: Path) -> int:
@@ -254,7 +255,7 @@ def _check_free(host: str, port: int) -> None:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
-        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _die_with_parent() -> None:
@@ -273,8 +274,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int) -> str:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CommandError(f"pywb exited with code {proc.returncode} before serving; its "
-                               "output is above")
+            raise UsageError(f"pywb exited with code {proc.returncode} before serving; its "
+                             "output is above")
         try:
             with opener.open(f"{base}/collinfo.json", timeout=5) as response:
                 routes = json.load(response)
@@ -282,10 +283,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int) -> str:
             time.sleep(0.2)
             continue
         if COLLECTION not in routes.get("fixed", []):
-            raise CommandError(f"pywb did not load the {COLLECTION!r} collection; its output "
-                               "is above")
+            raise UsageError(f"pywb did not load the {COLLECTION!r} collection; its output "
+                             "is above")
         return base
-    raise CommandError(f"pywb did not answer on {base} within {READY_TIMEOUT:.0f} s")
+    raise UsageError(f"pywb did not answer on {base} within {READY_TIMEOUT:.0f} s")
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:

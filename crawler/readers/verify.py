@@ -21,10 +21,11 @@ from functools import partial
 from typing import IO, Any, TextIO
 from urllib.parse import urldefrag
 
-from crawler.cli.main import EXIT_OK, CommandError
+from crawler.cli.main import EXIT_OK
 from crawler.config import load_config
+from crawler.errors import ArchiveError, StoreError, UsageError
 from crawler.readers.reextract import basename, text_versions
-from crawler.store.backends import ArchiveStore, StoreError, open_store
+from crawler.store.backends import ArchiveStore, open_store
 from crawler.store.spool import MANIFEST_NAME
 
 _CHUNK = 1 << 20
@@ -45,12 +46,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     crawl_ids = crawls_in(store)
     unknown = sorted(set(args.crawl) - set(crawl_ids))
     if unknown:
-        raise CommandError(f"no crawl {', '.join(unknown)} in {store.uri}")
+        raise UsageError(f"no crawl {', '.join(unknown)} in {store.uri}")
     for crawl_id in args.crawl or crawl_ids:
         verifier.verify_crawl(crawl_id, named=bool(args.crawl))
     print(verifier.summary())
     if verifier.problems:
-        raise CommandError(f"verify: {len(verifier.problems)} problem(s), the first: "
+        raise ArchiveError(f"verify: {len(verifier.problems)} problem(s), the first: "
                            f"{verifier.problems[0]}")
     return EXIT_OK
 

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler import __version__
-from crawler.cli.main import EXIT_OK, CommandError
+from crawler.cli.main import EXIT_OK
 from crawler.config import load_config
+from crawler.errors import ArchiveError, UsageError
 from crawler.readers.listing import complete_crawls, text_records
 from crawler.store.backends import ArchiveStore, open_store
 
@@ -49,11 +50,11 @@ def cmd_export_wacz(args: argparse.Namespace) -> int:
     store = open_store(config.archive, args.archive or config.archive.uri)
     manifests = complete_crawls(store, [args.crawl])
     if not manifests:
-        raise CommandError(f"no complete crawl {args.crawl} in {store.uri}")
+        raise UsageError(f"no complete crawl {args.crawl} in {store.uri}")
     try:
         package = export_wacz(store, manifests[0], Path(args.output), args.title)
     except OSError as exc:
-        raise CommandError(f"export-wacz: {args.output}: {exc.strerror or exc}") from exc
+        raise UsageError(f"export-wacz: {args.output}: {exc.strerror or exc}") from exc
     print(f"{args.output}: WACZ {WACZ_VERSION} of crawl {args.crawl}: "
           f"{package['warcs']} WARC file(s), {package['captures']} index lines, "
           f"{package['pages']} pages with text, {Path(args.output).stat().st_size / 1e6:.2f} MB")
@@ -117,8 +118,8 @@ class _Package:
                 write(chunk)
         copied = self.resources[-1]
         if copied["bytes"] != entry["size"] or copied["hash"] != f"sha256:{entry['sha256']}":
-            raise CommandError(f"{entry['key']} differs from its manifest entry (size or "
-                              f"sha256); run `newsarchive verify --crawl ...`")
+            raise ArchiveError(f"{entry['key']} differs from its manifest entry (size or "
+                               f"sha256); run `newsarchive verify --crawl ...`")
 
     def index(self, store: ArchiveStore, indexes: list[dict[str, Any]],
               names: dict[str, str]) -> int:
@@ -189,8 +190,8 @@ def _relative(lines: Iterable[bytes], names: dict[str, str]) -> Iterator[bytes]:
         try:
             fields["filename"] = names[fields["filename"]]
         except KeyError:
-            raise CommandError(f"index line for {fields.get('url')} points at "
-                              f"{fields.get('filename')}, not a WARC of this crawl") from None
+            raise ArchiveError(f"index line for {fields.get('url')} points at "
+                               f"{fields.get('filename')}, not a WARC of this crawl") from None
         yield b" ".join((surt, timestamp, json.dumps(fields, ensure_ascii=False).encode())) \
             + b"\n"
 

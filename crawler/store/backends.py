@@ -23,14 +23,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 from crawler.config import ArchiveConfig
-
-
-class StoreError(RuntimeError):
-    """The store could not do what was asked (unreachable, denied, missing bucket...)."""
-
-
-class PreconditionFailed(StoreError):
-    """A conditional write lost: the object changed (or appeared) since it was read."""
+from crawler.errors import PreconditionFailed, StoreError
 
 
 @dataclass(frozen=True)

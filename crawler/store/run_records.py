@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from crawler.errors import StoreError
 from crawler.job import CrawlJob
-from crawler.store.backends import ArchiveStore, StoreError, update_object
+from crawler.store.backends import ArchiveStore, update_object
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from crawler.config import ArchiveConfig
-from crawler.store.backends import ArchiveStore, ObjectInfo, StoreError, sha256_file
+from crawler.errors import StoreError
+from crawler.store.backends import ArchiveStore, ObjectInfo, sha256_file
 
 logger = logging.getLogger(__name__)
 
