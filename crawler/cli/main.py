@@ -48,9 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 # Modules that add commands of their own: each has ``add_commands(subparsers, common)``, whose
 # handlers take the parsed arguments and return the exit code.
 COMMAND_MODULES: tuple[str, ...] = (
-    "crawler.readers.replay", "crawler.readers.reextract", "crawler.readers.verify",
-    "crawler.readers.wacz", "crawler.readers.dump", "crawler.readers.extract_files",
-    "crawler.jobs.schedule")
+    "crawler.cli.replay", "crawler.cli.reextract", "crawler.cli.verify", "crawler.cli.wacz",
+    "crawler.cli.dump", "crawler.cli.extract", "crawler.cli.schedule")
 
 
 def _parser() -> argparse.ArgumentParser:

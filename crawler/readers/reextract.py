@@ -1,4 +1,4 @@
-"""`newsarchive reextract`: extraction re-run over stored WARCs, written as a new text version.
+"""Extraction re-run over stored WARCs, written as a new text version (`newsarchive reextract`).
 
 Nothing is fetched. Each WARC is read once, as a stream; the articles are the response records
 the crawl itself extracted (the records of its own text shards, by ``warc_offset``), so a new
@@ -13,7 +13,6 @@ one.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import json
@@ -31,12 +30,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler.capture.warc import HashingFile, record_pointer
-from crawler.cli.main import EXIT_OK
-from crawler.config import Config, OutletConfig, load_config
-from crawler.errors import ArchiveError, UsageError
+from crawler.config import Config, OutletConfig
+from crawler.errors import ArchiveError
 from crawler.extraction.templates import TemplateLearner
-from crawler.readers.listing import TEXT_VERSION_MANIFEST, TextStats, complete_crawls
-from crawler.store.backends import ArchiveStore, open_store
+from crawler.readers.listing import TEXT_VERSION_MANIFEST, TextStats
+from crawler.store.backends import ArchiveStore
 from crawler.store.spool import MANIFEST_NAME, default_spool_dir
 
 logger = logging.getLogger(__name__)
@@ -44,33 +42,14 @@ logger = logging.getLogger(__name__)
 VERSION_FORMAT = "newsarchive-text-version/1"
 
 
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    cmd = sub.add_parser("reextract", parents=[common],
-                         help="re-run extraction over stored WARCs into a new text version")
-    cmd.add_argument("--crawl", action="append", default=[],
-                     help="only this crawl id (repeatable; default: every complete crawl)")
-    cmd.add_argument("--workers", type=int, default=0,
-                     help="extraction processes (default: one per CPU)")
-    cmd.set_defaults(func=cmd_reextract)
-
-
-def cmd_reextract(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    uri = args.archive or config.archive.uri
-    store = open_store(config.archive, uri)
-    manifests = complete_crawls(store, args.crawl)
-    missing = set(args.crawl) - {m["crawl_id"] for m in manifests}
-    if missing:
-        raise UsageError(f"no complete crawl {', '.join(sorted(missing))} in {store.uri}")
-    if not manifests:
-        print(f"no complete crawls in {store.uri}")
-        return EXIT_OK
-    workers = args.workers or os.cpu_count() or 1
-    spool = default_spool_dir(config.archive, uri)
-    with ExtractionPool(workers) as pool:
+def reextract_crawls(store: ArchiveStore, manifests: list[dict[str, Any]], config: Config,
+                     archive_uri: str, workers: int = 0) -> Iterator[CrawlResult]:
+    """Write each crawl's next text version, one crawl after the other, in `workers` extraction
+    processes (default: one per CPU); each crawl's result as soon as its version is committed."""
+    spool = default_spool_dir(config.archive, archive_uri)
+    with ExtractionPool(workers or os.cpu_count() or 1) as pool:
         for manifest in manifests:
-            print(reextract_crawl(store, manifest, config, pool, spool).summary())
-    return EXIT_OK
+            yield reextract_crawl(store, manifest, config, pool, spool)
 
 
 # ---------------------------------------------------------------- versions
