@@ -14,19 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from crawler.errors import ConfigError
+
 DEFAULT_CONFIG_NAME = "newsarchive.toml"
 DEFAULT_ARCHIVE_URI = "./archive"
 _CONTACT = re.compile(r"https?://\S+|\S+@\S+\.\w+")
 OUTLET_NAME = re.compile(r"^[a-z0-9_-]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-
-
-class ConfigError(ValueError):
-    """A config problem; str() is the one line shown to the user."""
-
-    def __init__(self, source: str, key: str, problem: str) -> None:
-        self.source, self.key, self.problem = source, key, problem
-        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")
 
 
 def parse_size(value: int | str) -> int:

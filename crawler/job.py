@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.config import Config, ConfigError, OutletConfig
+from crawler.config import Config, OutletConfig
+from crawler.errors import ConfigError
 from crawler.layout import JOB_FILE, QUEUE_DIR, default_spool_dir, job_dir
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.config import ConfigError, load_config, parse_size
+from crawler.config import load_config, parse_size
+from crawler.errors import ConfigError
 from tests.conftest import run_cli
 
 GOOD = """

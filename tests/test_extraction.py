@@ -16,7 +16,8 @@ import lxml.html
 import pytest
 import trafilatura
 
-from crawler.config import ConfigError, parse_config
+from crawler.config import parse_config
+from crawler.errors import ConfigError
 from crawler.extraction.boilerplate import HEADINGS, remove_boilerplate
 from crawler.extraction.document import EXTRACTION_PROFILE, extract_document, parse_html
 from crawler.extraction.metadata import page_metadata, parse_date

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from crawler.config import ArchiveConfig
-from crawler.store.backends import ArchiveStore, LocalStore, PreconditionFailed, S3Store
-from crawler.store.run_records import RUNS_KEY, append_run, read_runs
+from crawler.errors import PreconditionFailed
+from crawler.layout import RUNS_KEY
+from crawler.store.backends import ArchiveStore, LocalStore, S3Store
+from crawler.store.run_records import append_run, read_runs
 from tests.conftest import NEWSARCHIVE, run_cli, s3_env
 
 

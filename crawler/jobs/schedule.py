@@ -1,4 +1,4 @@
-"""`newsarchive schedule`: start each outlet's crawl on its cron ``schedule``.
+"""Start each outlet's crawl on its cron ``schedule`` (`newsarchive schedule`).
 
 Every run is ``newsarchive crawl OUTLET`` in a subprocess of its own: a Scrapy CrawlerProcess
 runs once per Python process, and a crashing crawl cannot take the scheduler (or another
@@ -12,7 +12,6 @@ machine's local time zone, like cron.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import subprocess
@@ -25,8 +24,9 @@ from typing import Any
 
 from croniter import CroniterError, croniter
 
-from crawler.config import Config, ConfigError, load_config
-from crawler.store.backends import ArchiveStore, StoreError, open_store
+from crawler.config import Config
+from crawler.errors import ConfigError, StoreError
+from crawler.store.backends import ArchiveStore, open_store
 from crawler.store.run_records import last_runs, parse_iso
 
 logger = logging.getLogger("newsarchive.schedule")
@@ -47,26 +47,17 @@ class ScheduledJob:
     codes: list[int] = field(default_factory=list)
 
 
-def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    schedule = sub.add_parser("schedule", parents=[common],
-                              help="run each outlet's crawl on its cron schedule")
-    schedule.add_argument("--once", action="store_true",
-                          help="start every outlet whose schedule matched since its last "
-                               "recorded run (or that never ran), wait for them, exit")
-    schedule.set_defaults(func=cmd_schedule)
-
-
-def cmd_schedule(args: argparse.Namespace) -> int:
-    _log_to_stderr()
-    config = load_config(args.config)
+def run_schedule(config: Config, archive_uri: str, crawl_options: list[str],
+                 once: bool = False) -> int:
+    """Run the outlets' crawls on their schedules: until stopped, or (`once`) the due ones and
+    wait for them. Each crawl gets `crawl_options` on its command line. 0 if all went well."""
     jobs = scheduled_jobs(config)
     if not jobs:
         logger.warning("%s: no outlet has a schedule; nothing to do", config.source)
         return 0
-    store = open_store(config.archive, args.archive or config.archive.uri)
-    scheduler = Scheduler(jobs, _crawl_options(args, config),
-                          _interrupted(config, args.archive or config.archive.uri, store))
-    if args.once:
+    store = open_store(config.archive, archive_uri)
+    scheduler = Scheduler(jobs, crawl_options, _interrupted(config, archive_uri, store))
+    if once:
         return scheduler.run_once(last_runs(store))
     return scheduler.run_forever()
 
@@ -235,24 +226,5 @@ class Scheduler:
                 job.forwarded += 1
 
 
-def _crawl_options(args: argparse.Namespace, config: Config) -> list[str]:
-    """The options every crawl gets from the scheduler's own command line."""
-    command: list[str] = []
-    if args.config or config.source != "(no config file)":
-        command += ["-c", args.config or config.source]
-    if args.archive:
-        command += ["--archive", args.archive]
-    return command + ["--log-level", args.log_level] + (["--debug"] if args.debug else [])
-
-
 def _now() -> datetime:
     return datetime.now().astimezone()
-
-
-def _log_to_stderr() -> None:
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s schedule %(levelname)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False

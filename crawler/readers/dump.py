@@ -1,5 +1,5 @@
-"""`newsarchive dump`: the archive's clean text, filtered, deduplicated, as JSON Lines, text, WET
-or Parquet; or, with ``--stats``, a dataset card of what the dump would hold.
+"""The archive's clean text, filtered, deduplicated, as JSON Lines, text, WET or Parquet; or, with
+``--stats``, a dataset card of what the dump would hold (`newsarchive dump`).
 
 Only complete crawls (those with a manifest) are read, each in its newest committed text
 version. Shards are chosen from the manifests before any is opened: a shard whose outlets,
@@ -12,24 +12,18 @@ documents, stopping at a shard's last kept line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import date
 from fnmatch import translate
 from typing import IO, TYPE_CHECKING, Any
 
-from crawler.cli.main import CommandError
-from crawler.config import load_config
+from crawler.errors import StoreError, UsageError
 from crawler.readers.dump_formats import (
-    DOCUMENT_FIELDS,
-    FORMATS,
     JsonlWriter,
     Output,
     ParquetDocumentsWriter,
@@ -39,110 +33,10 @@ from crawler.readers.dump_formats import (
     document_day,
 )
 from crawler.readers.listing import list_crawls, read_lines, text_entries
-from crawler.store.backends import ArchiveStore, StoreError, open_store
+from crawler.store.backends import ArchiveStore
 
 if TYPE_CHECKING:  # numpy is imported when a dump runs, not with every command
     from crawler.readers.neardup import Decision, Deduplicator
-
-DATE_HELP = ("published date, or the fetch date for documents without one; YYYY-MM-DD, YYYY-MM "
-             "or YYYY, inclusive")
-
-
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    cmd = sub.add_parser(
-        "dump", parents=[common], help="clean-text dump of the complete crawls",
-        description="Clean article text of the archive's complete crawls, each article once "
-                    "(the latest version of a URL; of near-duplicates across URLs, the earliest "
-                    "published), to stdout or a file.")
-    cmd.add_argument("--format", choices=FORMATS, default="jsonl",
-                     help="jsonl: text records; txt: a block per document; wet: WARC conversion "
-                          "records; parquet: typed columns (default: jsonl)")
-    cmd.add_argument("-o", "--output", metavar="FILE",
-                     help="write to FILE instead of stdout; FILE.gz and FILE.zst are compressed")
-    cmd.add_argument("--fields", help="comma-separated columns for jsonl and parquet (default: "
-                     "all): " + ",".join(DOCUMENT_FIELDS))
-    cmd.add_argument("--outlet", action="append", default=[], metavar="NAME",
-                     help="only this outlet (repeatable)")
-    cmd.add_argument("--lang", action="append", default=[], metavar="CODE",
-                     help="only this detected language (repeatable; 'und': not detected)")
-    cmd.add_argument("--crawl", action="append", default=[], metavar="ID",
-                     help="only this crawl (repeatable; default: every complete crawl)")
-    cmd.add_argument("--since", type=_date_prefix, metavar="DATE",
-                     help=f"only documents dated DATE or later: {DATE_HELP}")
-    cmd.add_argument("--until", type=_date_prefix, metavar="DATE",
-                     help=f"only documents dated DATE or earlier: {DATE_HELP}")
-    cmd.add_argument("--min-words", type=int, default=0, metavar="N",
-                     help="only documents whose text has at least N words")
-    cmd.add_argument("--url-glob", action="append", default=[], metavar="GLOB",
-                     help="only URLs matching this shell pattern, e.g. '*/news/2025/*' "
-                          "(repeatable)")
-    dedup = cmd.add_mutually_exclusive_group()
-    dedup.add_argument("--no-dedup", action="store_true",
-                       help="keep every document: every version, every near-duplicate")
-    dedup.add_argument("--keep-versions", action="store_true",
-                       help="keep every version of a URL (near-duplicates across URLs still go)")
-    cmd.add_argument("--stats", action="store_true",
-                     help="print a dataset card (documents and words by outlet, language and "
-                          "month) instead of the texts")
-    cmd.set_defaults(func=cmd_dump)
-
-
-def _date_prefix(value: str) -> str:
-    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected YYYY-MM-DD, YYYY-MM or YYYY")
-    try:
-        date.fromisoformat((value + "-01-01")[:10])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: not a date") from None
-    return value
-
-
-def cmd_dump(args: argparse.Namespace) -> int:
-    from crawler.readers.neardup import Deduplicator
-
-    fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else None
-    if fields:
-        unknown = [f for f in fields if f not in DOCUMENT_FIELDS]
-        if unknown:
-            raise CommandError(f"--fields: unknown field(s) {', '.join(unknown)}; known: "
-                               + ",".join(DOCUMENT_FIELDS))
-        if args.format not in ("jsonl", "parquet") or args.stats:
-            raise CommandError("--fields applies to the jsonl and parquet formats")
-    output_path = args.output
-    if args.format == "parquet" and not args.stats and output_path and \
-            output_path.endswith((".gz", ".zst")):
-        raise CommandError("parquet files are compressed inside: write FILE.parquet")
-    config = load_config(args.config)
-    store = open_store(config.archive, args.archive or config.archive.uri)
-    manifests = complete_manifests(store, args.crawl)
-    selection = Selection(set(args.outlet), set(args.lang), args.since, args.until,
-                          args.min_words, tuple(args.url_glob))
-    shards = select_shards(store, manifests, selection)
-    dedup = None if args.no_dedup else Deduplicator(keep_versions=args.keep_versions)
-
-    try:
-        output = Output(output_path)
-    except OSError as exc:
-        raise CommandError(f"-o {output_path}: {exc.strerror}") from None
-    progress = Progress(sys.stderr)
-    try:
-        if args.stats:
-            card = DatasetCard()
-            result = run_dump(store, shards, selection, card, dedup, progress)
-            output.stream().write(card.render(store.uri, manifests, selection, dedup,
-                                              result).encode("utf-8"))
-        else:
-            writer = _writer(args.format, output, fields, store.uri, selection, dedup)
-            result = run_dump(store, shards, selection, writer, dedup, progress)
-            writer.close()
-        output.finish()
-    except BaseException:
-        output.abort()
-        raise
-    progress.done(result)
-    if output_path and not args.stats:
-        print(f"{result.written} documents written to {output_path} ({result.summary()})")
-    return 0
 
 
 def complete_manifests(store: ArchiveStore, crawl_ids: list[str]) -> list[dict[str, Any]]:
@@ -151,9 +45,9 @@ def complete_manifests(store: ArchiveStore, crawl_ids: list[str]) -> list[dict[s
     listings = {c.crawl_id: c for c in list_crawls(store)}
     for crawl_id in crawl_ids:
         if crawl_id not in listings:
-            raise CommandError(f"no crawl {crawl_id} in {store.uri}")
+            raise UsageError(f"no crawl {crawl_id} in {store.uri}")
         if listings[crawl_id].manifest is None:
-            raise CommandError(f"crawl {crawl_id} is incomplete (no manifest yet): not dumped")
+            raise UsageError(f"crawl {crawl_id} is incomplete (no manifest yet): not dumped")
     wanted = set(crawl_ids)
     return [c.manifest for c in listings.values()
             if c.manifest is not None and (not wanted or c.crawl_id in wanted)]
@@ -280,6 +174,31 @@ class DumpResult:
         d = self.decision
         return (f"{self.selected} selected; dropped {d.old_versions} older version(s) and "
                 f"{d.near_duplicates} near-duplicate(s)")
+
+
+def write_dump(store: ArchiveStore, manifests: list[dict[str, Any]], shards: list[Shard],
+               selection: Selection, output: Output, progress: Progress, fmt: str = "jsonl",
+               fields: tuple[str, ...] | None = None, stats: bool = False,
+               dedup: Deduplicator | None = None) -> DumpResult:
+    """Dump the selected documents of `shards` to `output` in format `fmt` (only `fields`, if
+    given), or with `stats` the dataset card of `manifests`; `output` is finished when all is
+    written, and aborted on any failure."""
+    try:
+        if stats:
+            card = DatasetCard()
+            result = run_dump(store, shards, selection, card, dedup, progress)
+            output.stream().write(card.render(store.uri, manifests, selection, dedup,
+                                              result).encode("utf-8"))
+        else:
+            writer = _writer(fmt, output, fields, store.uri, selection, dedup)
+            result = run_dump(store, shards, selection, writer, dedup, progress)
+            writer.close()
+        output.finish()
+    except BaseException:
+        output.abort()
+        raise
+    progress.done(result)
+    return result
 
 
 def run_dump(store: ArchiveStore, shards: list[Shard], selection: Selection, writer: Writer,

@@ -1,4 +1,4 @@
-"""`newsarchive extract PATH...`: the crawl's extraction run on local HTML files.
+"""The crawl's extraction run on local HTML files (`newsarchive extract PATH...`).
 
 For HTML that came from elsewhere (another crawler, a browser's "save page", a benchmark set):
 each file (plain or ``.gz``; a directory means every file under it) goes through exactly the
@@ -11,17 +11,14 @@ is dropped. That needs a first pass over the files, so with that many files each
 
 from __future__ import annotations
 
-import argparse
 import gzip
-import json
 import re
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit
 
-from crawler.cli.main import EXIT_OK, CommandError
+from crawler.errors import UsageError
 from crawler.extraction.templates import MIN_PAGES, TemplateLearner
 
 _CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([a-zA-Z0-9_.:-]+)", re.IGNORECASE)
@@ -36,47 +33,35 @@ RECORD_FIELDS = ("source", "url", "title", "author", "authors", "date", "languag
                  "categories", "text", "text_digest")
 
 
-def add_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    cmd = subparsers.add_parser(
-        "extract", parents=[common],
-        help="extract clean text from local HTML files (plain or .gz), one JSON line per file")
-    cmd.add_argument("paths", nargs="+", metavar="PATH",
-                     help="HTML files, .gz files, or directories (every file under them)")
-    cmd.add_argument("--url", help="the page's URL (one file only; default: the page's "
-                     "canonical link or og:url)")
-    cmd.add_argument("--lang", help="the language you expect, recorded as language_expected "
-                     "beside the detected one (as an outlet's `language`)")
-    cmd.add_argument("--prune", action="append", default=[], metavar="SELECTOR",
-                     help="CSS selector removed before extraction (repeatable)")
-    cmd.add_argument("--body", metavar="SELECTOR", help="CSS selector of the article container")
-    cmd.add_argument("--no-templates", action="store_true",
-                     help="do not learn templates across the files")
-    cmd.add_argument("-o", "--output", help="write to this file instead of stdout")
-    cmd.set_defaults(func=cmd_extract)
-
-
-def cmd_extract(args: argparse.Namespace) -> int:
-    files = list(_files(args.paths))
-    if not files:
-        raise CommandError("no files to extract")
-    if args.url and len(files) > 1:
-        raise CommandError("--url names one page: give it with a single file")
-    _check_selectors([*args.prune, *([args.body] if args.body else [])])
+def extract_files(files: list[Path], url: str | None = None, lang: str | None = None,
+                  prune: tuple[str, ...] = (), body: str | None = None,
+                  learn_templates: bool = True) -> Iterator[dict[str, Any]]:
+    """One record per file, in order: `url` is the page's URL (one file only; default: the
+    page's own canonical link or og:url), `lang` the expected language, `prune` and `body` CSS
+    selectors as an outlet's. With `learn_templates` and at least MIN_PAGES files, every file is
+    read once before this returns to learn the templates; the records are extracted as they are
+    read from the iterator."""
+    _check_selectors([*prune, *([body] if body else [])])
     learner = TemplateLearner()
-    if not args.no_templates and len(files) >= MIN_PAGES:
+    if learn_templates and len(files) >= MIN_PAGES:
         for path in files:
-            url, doc = _extract(path, args, ())
+            page_url, doc = _extract(path, url, prune, body, ())
             if doc:
-                learner.observe(_group(url), doc["fingerprints"])
-    out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        for path in files:
-            url, doc = _extract(path, args, learner.templates)
-            out.write(json.dumps(_record(path, url, args.lang, doc), ensure_ascii=False) + "\n")
-    finally:
-        if args.output:
-            out.close()
-    return EXIT_OK
+                learner.observe(_group(page_url), doc["fingerprints"])
+    return _records(files, url, lang, prune, body, learner.templates)
+
+
+def _records(files: list[Path], url: str | None, lang: str | None, prune: tuple[str, ...],
+             body: str | None, templates: Callable[[str], Collection[int]]
+             ) -> Iterator[dict[str, Any]]:
+    for path in files:
+        page_url, doc = _extract(path, url, prune, body, templates)
+        yield _record(path, page_url, lang, doc)
+
+
+def files_under(paths: list[str]) -> list[Path]:
+    """The files named, a directory standing for every file under it (hidden ones left out)."""
+    return list(_files(paths))
 
 
 def _files(paths: list[str]) -> Iterator[Path]:
@@ -88,7 +73,7 @@ def _files(paths: list[str]) -> Iterator[Path]:
         elif path.is_file():
             yield path
         else:
-            raise CommandError(f"{name}: no such file or directory")
+            raise UsageError(f"{name}: no such file or directory")
 
 
 def _read(path: Path) -> bytes:
@@ -96,20 +81,20 @@ def _read(path: Path) -> bytes:
         data = path.read_bytes()
         return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     except (OSError, EOFError) as exc:
-        raise CommandError(f"{path}: cannot read: {exc}") from None
+        raise UsageError(f"{path}: cannot read: {exc}") from None
 
 
-def _extract(path: Path, args: argparse.Namespace, templates: Any
-             ) -> tuple[str | None, dict[str, Any] | None]:
+def _extract(path: Path, url: str | None, prune: tuple[str, ...], body: str | None,
+             templates: Any) -> tuple[str | None, dict[str, Any] | None]:
     """The page's URL and its extraction; `templates` is a set or a function of the host."""
     html = _read(path)
-    url = args.url or _page_url(html)
+    url = url or _page_url(html)
     if callable(templates):
         templates = templates(_group(url))
     from crawler.extraction.document import extract_document  # trafilatura: only when extracting
 
-    return url, extract_document(html, url, encoding=_encoding(html), prune=tuple(args.prune),
-                                 body=args.body, templates=templates)
+    return url, extract_document(html, url, encoding=_encoding(html), prune=prune, body=body,
+                                 templates=templates)
 
 
 def _record(path: Path, url: str | None, lang: str | None,
@@ -158,4 +143,4 @@ def _check_selectors(selectors: list[str]) -> None:
         try:
             GenericTranslator().css_to_xpath(selector)
         except SelectorError as exc:
-            raise CommandError(f"invalid CSS selector {selector!r}: {exc}") from None
+            raise UsageError(f"invalid CSS selector {selector!r}: {exc}") from None

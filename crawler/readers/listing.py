@@ -9,8 +9,9 @@ from typing import Any
 
 from isal import isal_zlib
 
+from crawler.errors import StoreError
 from crawler.layout import MANIFEST_NAME
-from crawler.store.backends import ArchiveStore, StoreError
+from crawler.store.backends import ArchiveStore
 
 
 @dataclass(frozen=True)

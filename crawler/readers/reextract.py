@@ -1,4 +1,4 @@
-"""`newsarchive reextract`: extraction re-run over stored WARCs, written as a new text version.
+"""Extraction re-run over stored WARCs, written as a new text version (`newsarchive reextract`).
 
 Nothing is fetched. Each WARC is read once, as a stream; the articles are the response records
 the crawl itself extracted (the records of its own text shards, by ``warc_offset``), so a new
@@ -13,7 +13,6 @@ one.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import json
@@ -31,46 +30,27 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler.capture.warc import HashingFile
-from crawler.cli.main import EXIT_OK, CommandError
-from crawler.config import Config, OutletConfig, load_config
+from crawler.config import Config, OutletConfig
+from crawler.errors import ArchiveError
 from crawler.extraction.templates import TemplateLearner
 from crawler.layout import MANIFEST_NAME, default_spool_dir
-from crawler.readers.listing import TEXT_VERSION_MANIFEST, complete_crawls
+from crawler.readers.listing import TEXT_VERSION_MANIFEST
 from crawler.records import SOFTWARE, TextStats, record_pointer, text_record
-from crawler.store.backends import ArchiveStore, open_store
+from crawler.store.backends import ArchiveStore
 
 logger = logging.getLogger(__name__)
 
 VERSION_FORMAT = "newsarchive-text-version/1"
 
 
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    cmd = sub.add_parser("reextract", parents=[common],
-                         help="re-run extraction over stored WARCs into a new text version")
-    cmd.add_argument("--crawl", action="append", default=[],
-                     help="only this crawl id (repeatable; default: every complete crawl)")
-    cmd.add_argument("--workers", type=int, default=0,
-                     help="extraction processes (default: one per CPU)")
-    cmd.set_defaults(func=cmd_reextract)
-
-
-def cmd_reextract(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    uri = args.archive or config.archive.uri
-    store = open_store(config.archive, uri)
-    manifests = complete_crawls(store, args.crawl)
-    missing = set(args.crawl) - {m["crawl_id"] for m in manifests}
-    if missing:
-        raise CommandError(f"no complete crawl {', '.join(sorted(missing))} in {store.uri}")
-    if not manifests:
-        print(f"no complete crawls in {store.uri}")
-        return EXIT_OK
-    workers = args.workers or os.cpu_count() or 1
-    spool = default_spool_dir(config.archive, uri)
-    with ExtractionPool(workers) as pool:
+def reextract_crawls(store: ArchiveStore, manifests: list[dict[str, Any]], config: Config,
+                     archive_uri: str, workers: int = 0) -> Iterator[CrawlResult]:
+    """Write each crawl's next text version, one crawl after the other, in `workers` extraction
+    processes (default: one per CPU); each crawl's result as soon as its version is committed."""
+    spool = default_spool_dir(config.archive, archive_uri)
+    with ExtractionPool(workers or os.cpu_count() or 1) as pool:
         for manifest in manifests:
-            print(reextract_crawl(store, manifest, config, pool, spool).summary())
-    return EXIT_OK
+            yield reextract_crawl(store, manifest, config, pool, spool)
 
 
 # ---------------------------------------------------------------- versions
@@ -176,8 +156,8 @@ def _articles(store: ArchiveStore, text_entry: dict[str, Any] | None,
         for line in io.TextIOWrapper(gz, encoding="utf-8"):
             record = json.loads(line)
             if record["warc_file"] != warc_key:
-                raise CommandError(f"{text_entry['key']}: {record['url']} points into "
-                                     f"{record['warc_file']}, not {warc_key}")
+                raise ArchiveError(f"{text_entry['key']}: {record['url']} points into "
+                                   f"{record['warc_file']}, not {warc_key}")
             record.pop("text", None)
             articles[record["warc_offset"]] = record
     return articles
@@ -213,8 +193,8 @@ def _pages(store: ArchiveStore, warc_key: str,
             own = articles[offset]
             record_id = record.rec_headers.get_header("WARC-Record-ID")
             if record.rec_type != "response" or record_id != own["warc_record_id"]:
-                raise CommandError(f"{warc_key} @ {offset}: not the response record "
-                                     f"{own['warc_record_id']} of {own['url']}")
+                raise ArchiveError(f"{warc_key} @ {offset}: not the response record "
+                                   f"{own['warc_record_id']} of {own['url']}")
             body = record.raw_stream.read()
             records.read_to_end()
             outlet = outlets.get(own["outlet"]) or OutletConfig(own["outlet"])
@@ -233,8 +213,8 @@ def _pages(store: ArchiveStore, warc_key: str,
                     record.rec_headers.get_header("WARC-Date")),
             })
     if left:
-        raise CommandError(f"{warc_key}: no record at offset(s) {sorted(left)[:5]} that the "
-                             f"crawl's text points at")
+        raise ArchiveError(f"{warc_key}: no record at offset(s) {sorted(left)[:5]} that the "
+                           f"crawl's text points at")
 
 
 # ---------------------------------------------------------------- bodies as Scrapy saw them

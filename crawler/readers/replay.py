@@ -1,4 +1,4 @@
-"""`newsarchive replay`: the archive's captures in a browser, served by pywb.
+"""The archive's captures in a browser, served by pywb (`newsarchive replay`).
 
 pywb pins libraries that break Scrapy, so it lives in its own virtualenv (``.venv-pywb``, made
 by ``scripts/dev.sh setup``) and runs here as a subprocess. Its working directory is a temporary
@@ -11,7 +11,6 @@ endpoint and credentials through the standard ``AWS_*`` environment variables).
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import heapq
 import html
@@ -25,16 +24,17 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit
-from crawler.cli.main import EXIT_OK, CommandError
-from crawler.config import ArchiveConfig, load_config
+from crawler.config import ArchiveConfig
+from crawler.errors import UsageError
 from crawler.readers.listing import complete_crawls, text_records
-from crawler.store.backends import ArchiveStore, open_store
+from crawler.store.backends import ArchiveStore
 
 COLLECTION = "archive"
 TEMPLATES = Path(__file__).parent / "replay_templates"
@@ -43,64 +43,50 @@ MERGE_FAN_IN = 256  # index files open at once while merging
 READY_TIMEOUT = 60.0
 
 
-def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser
-                 ) -> None:
-    replay = subparsers.add_parser(
-        "replay", parents=[common], help="serve the archive's captures in a browser with pywb")
-    replay.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: 127.0.0.1, this machine only)")
-    replay.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
-    replay.add_argument("--pywb", help=f"pywb's `wayback` program (default: {PYWB_VENV}/bin/"
-                        "wayback beside this installation's virtualenv, then $PATH)")
-    replay.set_defaults(func=cmd_replay)
-
-
-def _port(value: str) -> int:
-    port = int(value)
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"{value} is not a TCP port")
-    return port
-
-
 class _Stop(Exception):
-    """SIGINT or SIGTERM: stop pywb, clean up, exit 0."""
+    """SIGINT or SIGTERM: stop pywb, clean up, return (the command exits 0)."""
 
 
 def _raise_stop(signum: int, frame: Any) -> None:
     raise _Stop(signum)
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    wayback = find_wayback(args.pywb)
-    config = load_config(args.config)
-    store = open_store(config.archive, args.archive or config.archive.uri)
-    _check_free(args.host, args.port)
+@dataclass(frozen=True)
+class Serving:
+    """What pywb serves, once it answers: its base URL, the crawls, captures and articles."""
+
+    base: str
+    crawls: int
+    captures: int
+    articles: int
+
+
+def serve(store: ArchiveStore, archive: ArchiveConfig, wayback: str, host: str, port: int,
+          ready: Callable[[Serving], None]) -> None:
+    """Serve the archive's completed crawls with pywb (the program `wayback`) on host:port, and
+    call `ready` once it answers. Returns after SIGINT or SIGTERM, pywb stopped and its
+    directory removed; pywb stopping by itself is an error."""
+    _check_free(host, port)
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     workdir = Path(tempfile.mkdtemp(prefix="newsarchive-replay-"))
     proc: subprocess.Popen[bytes] | None = None
     try:
         manifests = complete_crawls(store)
         if not manifests:
-            raise CommandError(f"no completed crawls in {store.uri}")
+            raise UsageError(f"no completed crawls in {store.uri}")
         index = workdir / "index" / f"{COLLECTION}.cdxj"
         captures = build_index(store, manifests, index)
         articles = write_home_page(store, manifests, workdir / "templates")
         write_pywb_config(workdir, index, store.uri)
         proc = subprocess.Popen(
-            [wayback, "--bind", args.host, "--port", str(args.port)], cwd=workdir,
-            env=pywb_env(config.archive, workdir), stdin=subprocess.DEVNULL,
+            [wayback, "--bind", host, "--port", str(port)], cwd=workdir,
+            env=pywb_env(archive, workdir), stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_die_with_parent)
-        base = _wait_ready(proc, args.host, args.port)
-        print(f"replaying {len(manifests)} crawl(s) of {store.uri}: {captures} captures, "
-              f"{articles} articles\n"
-              f"  articles:  {base}/\n"
-              f"  captures:  {base}/{COLLECTION}/{{timestamp}}/{{url}}   "
-              f"({{timestamp}}id_ for the original bytes)\n"
-              f"Ctrl-C stops", flush=True)
+        ready(Serving(_wait_ready(proc, host, port), len(manifests), captures, articles))
         code = proc.wait()
-        raise CommandError(f"pywb stopped by itself (exit code {code}); its output is above")
+        raise UsageError(f"pywb stopped by itself (exit code {code}); its output is above")
     except _Stop:
-        return EXIT_OK
+        return
     finally:
         for s in previous:
             signal.signal(s, signal.SIG_IGN)
@@ -123,8 +109,8 @@ def find_wayback(explicit: str | None = None) -> str:
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    raise CommandError(f"pywb not found (looked for {', '.join(c for c in candidates if c)}); "
-                       f"`scripts/dev.sh setup` installs it in {PYWB_VENV}, or pass --pywb")
+    raise UsageError(f"pywb not found (looked for {', '.join(c for c in candidates if c)}); "
+                     f"`scripts/dev.sh setup` installs it in {PYWB_VENV}, or pass --pywb")
 
 
 def build_index(store: ArchiveStore, manifests: Iterable[dict[str, Any]], out: Path) -> int:
@@ -254,7 +240,7 @@ def _check_free(host: str, port: int) -> None:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
-        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _die_with_parent() -> None:
@@ -273,8 +259,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int) -> str:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CommandError(f"pywb exited with code {proc.returncode} before serving; its "
-                               "output is above")
+            raise UsageError(f"pywb exited with code {proc.returncode} before serving; its "
+                             "output is above")
         try:
             with opener.open(f"{base}/collinfo.json", timeout=5) as response:
                 routes = json.load(response)
@@ -282,10 +268,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], host: str, port: int) -> str:
             time.sleep(0.2)
             continue
         if COLLECTION not in routes.get("fixed", []):
-            raise CommandError(f"pywb did not load the {COLLECTION!r} collection; its output "
-                               "is above")
+            raise UsageError(f"pywb did not load the {COLLECTION!r} collection; its output "
+                             "is above")
         return base
-    raise CommandError(f"pywb did not answer on {base} within {READY_TIMEOUT:.0f} s")
+    raise UsageError(f"pywb did not answer on {base} within {READY_TIMEOUT:.0f} s")
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:

@@ -1,4 +1,4 @@
-"""`newsarchive verify`: proof that the archive still holds what its manifests say.
+"""Proof that the archive still holds what its manifests say (`newsarchive verify`).
 
 Every object a manifest lists (the crawl's, and each committed text version's) is read back in
 full, as a stream, once: its size and sha256 are compared with the manifest while its content is
@@ -9,7 +9,6 @@ and length. Problems name the object (and the record offset); the command then e
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -21,38 +20,12 @@ from functools import partial
 from typing import IO, Any, TextIO
 from urllib.parse import urldefrag
 
-from crawler.cli.main import EXIT_OK, CommandError
-from crawler.config import load_config
+from crawler.errors import StoreError
 from crawler.layout import MANIFEST_NAME
 from crawler.readers.reextract import basename, text_versions
-from crawler.store.backends import ArchiveStore, StoreError, open_store
+from crawler.store.backends import ArchiveStore
 
 _CHUNK = 1 << 20
-
-
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    cmd = sub.add_parser("verify", parents=[common],
-                         help="re-read stored files and check every digest against the manifests")
-    cmd.add_argument("--crawl", action="append", default=[],
-                     help="only this crawl id (repeatable; default: every complete crawl)")
-    cmd.set_defaults(func=cmd_verify)
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    store = open_store(config.archive, args.archive or config.archive.uri)
-    verifier = Verifier(store)
-    crawl_ids = crawls_in(store)
-    unknown = sorted(set(args.crawl) - set(crawl_ids))
-    if unknown:
-        raise CommandError(f"no crawl {', '.join(unknown)} in {store.uri}")
-    for crawl_id in args.crawl or crawl_ids:
-        verifier.verify_crawl(crawl_id, named=bool(args.crawl))
-    print(verifier.summary())
-    if verifier.problems:
-        raise CommandError(f"verify: {len(verifier.problems)} problem(s), the first: "
-                           f"{verifier.problems[0]}")
-    return EXIT_OK
 
 
 def crawls_in(store: ArchiveStore) -> list[str]:

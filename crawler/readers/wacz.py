@@ -1,4 +1,4 @@
-"""`newsarchive export-wacz`: one crawl as a WACZ 1.1.1 package, for ReplayWeb.page.
+"""One crawl as a WACZ 1.1.1 package, for ReplayWeb.page (`newsarchive export-wacz`).
 
 The package holds the crawl's WARCs (``archive/``, stored uncompressed in the zip so a replay
 tool reads records by range), one sorted CDXJ index whose ``filename`` fields name those WARCs
@@ -10,7 +10,6 @@ the zip in chunks, the per-WARC indexes are merged line by line.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import heapq
 import json
@@ -26,38 +25,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler import __version__
-from crawler.cli.main import EXIT_OK, CommandError
-from crawler.config import load_config
-from crawler.readers.listing import complete_crawls, text_records
-from crawler.store.backends import ArchiveStore, open_store
+from crawler.errors import ArchiveError
+from crawler.readers.listing import text_records
+from crawler.store.backends import ArchiveStore
 
 WACZ_VERSION = "1.1.1"
 _CHUNK = 1 << 20
-
-
-def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    cmd = sub.add_parser("export-wacz", parents=[common],
-                         help="a crawl as a WACZ package (WARCs, index, pages with their text)")
-    cmd.add_argument("--crawl", required=True, help="the crawl id")
-    cmd.add_argument("-o", "--output", required=True, help="the .wacz file to write")
-    cmd.add_argument("--title", help="the package's title (default: the crawl id and outlets)")
-    cmd.set_defaults(func=cmd_export_wacz)
-
-
-def cmd_export_wacz(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    store = open_store(config.archive, args.archive or config.archive.uri)
-    manifests = complete_crawls(store, [args.crawl])
-    if not manifests:
-        raise CommandError(f"no complete crawl {args.crawl} in {store.uri}")
-    try:
-        package = export_wacz(store, manifests[0], Path(args.output), args.title)
-    except OSError as exc:
-        raise CommandError(f"export-wacz: {args.output}: {exc.strerror or exc}") from exc
-    print(f"{args.output}: WACZ {WACZ_VERSION} of crawl {args.crawl}: "
-          f"{package['warcs']} WARC file(s), {package['captures']} index lines, "
-          f"{package['pages']} pages with text, {Path(args.output).stat().st_size / 1e6:.2f} MB")
-    return EXIT_OK
 
 
 def export_wacz(store: ArchiveStore, manifest: dict[str, Any], output: Path,
@@ -117,8 +90,8 @@ class _Package:
                 write(chunk)
         copied = self.resources[-1]
         if copied["bytes"] != entry["size"] or copied["hash"] != f"sha256:{entry['sha256']}":
-            raise CommandError(f"{entry['key']} differs from its manifest entry (size or "
-                              f"sha256); run `newsarchive verify --crawl ...`")
+            raise ArchiveError(f"{entry['key']} differs from its manifest entry (size or "
+                               f"sha256); run `newsarchive verify --crawl ...`")
 
     def index(self, store: ArchiveStore, indexes: list[dict[str, Any]],
               names: dict[str, str]) -> int:
@@ -189,8 +162,8 @@ def _relative(lines: Iterable[bytes], names: dict[str, str]) -> Iterator[bytes]:
         try:
             fields["filename"] = names[fields["filename"]]
         except KeyError:
-            raise CommandError(f"index line for {fields.get('url')} points at "
-                              f"{fields.get('filename')}, not a WARC of this crawl") from None
+            raise ArchiveError(f"index line for {fields.get('url')} points at "
+                               f"{fields.get('filename')}, not a WARC of this crawl") from None
         yield b" ".join((surt, timestamp, json.dumps(fields, ensure_ascii=False).encode())) \
             + b"\n"
 

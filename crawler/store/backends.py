@@ -23,15 +23,8 @@ from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 from crawler.config import ArchiveConfig
+from crawler.errors import PreconditionFailed, StoreError
 from crawler.files import fsync_dir
-
-
-class StoreError(RuntimeError):
-    """The store could not do what was asked (unreachable, denied, missing bucket...)."""
-
-
-class PreconditionFailed(StoreError):
-    """A conditional write lost: the object changed (or appeared) since it was read."""
 
 
 @dataclass(frozen=True)

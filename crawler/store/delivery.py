@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from crawler.errors import StoreError
 from crawler.job import CrawlJob
 from crawler.layout import FILES_FILE, crawl_prefix, manifest_key
 from crawler.records import FileEntry, crawl_manifest
-from crawler.store.backends import ArchiveStore, StoreError
+from crawler.store.backends import ArchiveStore
 from crawler.store.spool import Spool
 
 logger = logging.getLogger(__name__)

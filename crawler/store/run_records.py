@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from crawler.job import CrawlJob
-from crawler.store.backends import ArchiveStore, StoreError, update_object
+from crawler.errors import StoreError
+from crawler.layout import RUNS_KEY
+from crawler.store.backends import ArchiveStore, update_object
 
 logger = logging.getLogger(__name__)
-
-RUNS_KEY = "state/runs.jsonl"
 
 
 def append_run(store: ArchiveStore, record: dict[str, Any]) -> None:
@@ -49,28 +48,6 @@ def last_runs(store: ArchiveStore) -> dict[str, dict[str, Any]]:
     return latest
 
 
-def run_record(job: CrawlJob, result: dict[str, Any], stats: dict[str, Any],
-               exit_code: int) -> dict[str, Any]:
-    """The record of one finished (or failed) crawl; `result` is the committed manifest, or empty
-    when the crawl never committed."""
-    fetch_errors = sum(v for k, v in stats.items()
-                       if k.startswith("newsarchive/outlet/") and "/errors/" in k)
-    errors: dict[str, Any] = {"fetch": fetch_errors, "logged": stats.get("log_count/ERROR", 0)}
-    if result.get("upload_failure"):
-        errors["upload"] = result["upload_failure"]
-    return {
-        "job": job.name,
-        "crawl_id": job.crawl_id,
-        "outlets": [o.name for o in job.outlets],
-        "start": iso(job.started),
-        "end": result.get("ended") or iso(datetime.now(UTC)),
-        "counts": result.get("counts", {}),
-        "errors": errors,
-        "exit_reason": result.get("finish_reason") or "failed",
-        "exit_code": exit_code,
-    }
-
-
 def record_run(store: ArchiveStore, record: dict[str, Any]) -> None:
     """Append the record; a store that refuses it costs a warning, not the crawl's result."""
     try:
@@ -93,10 +70,6 @@ def print_last_runs(store: ArchiveStore, out: TextIO) -> None:
               f"{r.get('exit_reason', '-'):<22} {r.get('exit_code', '-'):>4} "
               f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
               f"{n_errors:>6}", file=out)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(value: str) -> datetime:

@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 
+from crawler.errors import StoreError
 from crawler.files import sha256_file
 from crawler.layout import (
     CRAWLS,
@@ -21,7 +22,7 @@ from crawler.layout import (
     crawl_id_of,
     crawl_prefix,
 )
-from crawler.store.backends import ArchiveStore, ObjectInfo, StoreError
+from crawler.store.backends import ArchiveStore, ObjectInfo
 
 logger = logging.getLogger(__name__)
 

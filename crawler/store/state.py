@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from crawler.errors import StoreError
 from crawler.layout import (
     JOB_FILE,
     JOURNAL_FILE,
@@ -36,7 +37,7 @@ from crawler.layout import (
     state_prefix,
     state_shard_key,
 )
-from crawler.store.backends import ArchiveStore, StoreError, update_object
+from crawler.store.backends import ArchiveStore, update_object
 
 logger = logging.getLogger(__name__)
 
