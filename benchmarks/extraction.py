@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import trafilatura  # noqa: E402
 
 from crawler.extraction import document as extract  # noqa: E402
+from crawler.extraction import pool  # noqa: E402
 from crawler.extraction.templates import TemplateLearner  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "benchmarks" / "extraction"
@@ -179,7 +180,7 @@ def main() -> None:
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    extract.warm_up()
+    pool.warm_up()
     plain_trafilatura("<html><body><p>" + "Warm up. " * 40 + "</p></body></html>", "")
     pages = load_benchmark(args.data)
     outputs, ms = run_interleaved(pages, {"project": project,

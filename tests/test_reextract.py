@@ -15,7 +15,20 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.conftest import EXPECTED, Outlet, crawl_local, read_text_shards, run_cli, write_config
+from crawler.config import load_config
+from crawler.layout import default_spool_dir
+from crawler.readers.listing import complete_crawls
+from crawler.readers.reextract import reextract_crawls
+from crawler.store.backends import open_store
+from crawler.store.spool import Spool
+from tests.conftest import (
+    EXPECTED,
+    Outlet,
+    crawl_local,
+    read_text_shards,
+    run_cli,
+    write_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +136,30 @@ def test_unknown_crawl_is_refused(crawl: dict[str, Any]) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == f"newsarchive: no complete crawl nope-1 in " \
                                      f"{crawl['archive'].resolve()}"
+
+
+def test_a_crawl_running_beside_reextract_delivers_none_of_its_scratch_files(
+        crawl: dict[str, Any], tmp_path: Path) -> None:
+    """reextract writes its shards in the archive's spool filesystem before uploading them; a
+    crawl starting meanwhile delivers what its spool holds. It must never deliver reextract's
+    scratch files (they once landed in the archive as ``reextract-XXXX/NAME.jsonl.gz``)."""
+    archive = copy_archive(crawl, tmp_path)
+    config = load_config(write_config(tmp_path / "outlets.toml", crawl["outlet"].url,
+                                      str(archive)))
+    store = open_store(config.archive, str(archive))
+    spool = Spool(default_spool_dir(config.archive, str(archive)))
+    put_file = store.put_file
+    flushed: list[tuple[int, int]] = []
+
+    def put_file_while_a_crawl_starts(path: Path, key: str, sha256: str) -> Any:
+        assert path.exists()  # the shard waits in the spool's filesystem, complete
+        flushed.append(spool.flush(store))  # what a crawl does first
+        return put_file(path, key, sha256)
+
+    store.put_file = put_file_while_a_crawl_starts  # type: ignore[method-assign]
+    manifests = complete_crawls(store, [crawl["crawl_id"]])
+    (result,) = reextract_crawls(store, manifests, config, str(archive), workers=1)
+    assert flushed and result.records == len(EXPECTED["articles"])
+    stored = [info.key for info in store.list("")]
+    assert all(key.startswith(("crawls/", "state/")) for key in stored), stored
+    assert not list(spool.root.rglob("*.jsonl.gz"))  # and none is left behind

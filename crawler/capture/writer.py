@@ -9,7 +9,6 @@ with it once every text announced for it has arrived.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,9 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_line, timestamp14, write_sorted
+from crawler.capture.text_shard import TextShard
 from crawler.capture.warc import (
-    GzipLines,
-    HashingFile,
     WarcFile,
     WrittenRecord,
     sha1_digest,
@@ -28,7 +26,7 @@ from crawler.capture.warc import (
 )
 from crawler.files import sha256_file
 from crawler.layout import shard_basename, shard_keys
-from crawler.records import FileEntry, TextStats
+from crawler.records import FileEntry
 
 REVISIT_IDENTICAL = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 REVISIT_NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
@@ -54,15 +52,6 @@ class Exchange:
 
 
 @dataclass
-class _TextShard:
-    path: Path
-    key: str
-    hashing: HashingFile
-    lines: GzipLines
-    stats: TextStats = field(default_factory=TextStats)
-
-
-@dataclass
 class _Shard:
     basename: str
     keys: dict[str, str]
@@ -70,7 +59,7 @@ class _Shard:
     warcinfo_id: str
     index_unsorted: Path
     index: IO[str]
-    text: _TextShard
+    text: TextShard
     pending_texts: int = 0
     responses: int = 0
     revisits: Counter = field(default_factory=Counter)
@@ -161,9 +150,7 @@ class CaptureWriter:
             raise RuntimeError(f"text shard {text_key} is already closed")
         shard.pending_texts -= 1
         if record is not None:
-            text = shard.text
-            text.lines.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-            text.stats.add(record)
+            shard.text.add(record)
         self._finish_ready()
 
     def rotate(self) -> None:
@@ -208,12 +195,9 @@ class CaptureWriter:
             digests=False)
         index_unsorted = self.root / (keys["index"] + ".unsorted")
         index_unsorted.parent.mkdir(parents=True, exist_ok=True)
-        text_path = self.root / keys["text"]
-        text_path.parent.mkdir(parents=True, exist_ok=True)
-        hashing = HashingFile(text_path.with_name(text_path.name + ".open"))
-        text = _TextShard(text_path, keys["text"], hashing, GzipLines(hashing))
         return _Shard(basename, keys, warc, written.record_id, index_unsorted,
-                      open(index_unsorted, "w", encoding="utf-8"), text)
+                      open(index_unsorted, "w", encoding="utf-8"),
+                      TextShard(self.root / keys["text"], keys["text"]))
 
     def _shard_for(self, warc_key: str) -> _Shard | None:
         for shard in (self._shard, *self._closed):
@@ -228,9 +212,7 @@ class CaptureWriter:
 
     def _finish(self, shard: _Shard) -> list[FileEntry]:
         """Close the text shard and sort the index: the shard's three files are final."""
-        text = shard.text
-        text.lines.close()
-        text.path.with_name(text.path.name + ".open").replace(text.path)
+        text = shard.text.close()
         index_path = self.root / shard.keys["index"]
         write_sorted(shard.index_unsorted, index_path)
         shard.index_unsorted.unlink()
@@ -239,8 +221,7 @@ class CaptureWriter:
                       {"records": shard.responses, "revisits": dict(shard.revisits)}),
             FileEntry(shard.keys["index"], index_path.stat().st_size, sha256_file(index_path),
                       "index"),
-            FileEntry(text.key, text.path.stat().st_size, text.hashing.sha256.hexdigest(), "text",
-                      text.stats.metadata()),
+            text,
         ]
 
 

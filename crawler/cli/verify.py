@@ -8,7 +8,8 @@ import argparse
 from crawler.cli.main import EXIT_OK
 from crawler.config import load_config
 from crawler.errors import ArchiveError, UsageError
-from crawler.readers.verify import Verifier, crawls_in
+from crawler.readers.listing import crawl_ids
+from crawler.readers.verify import Verifier
 from crawler.store.backends import open_store
 
 
@@ -24,11 +25,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store = open_store(config.archive, args.archive or config.archive.uri)
     verifier = Verifier(store)
-    crawl_ids = crawls_in(store)
-    unknown = sorted(set(args.crawl) - set(crawl_ids))
+    known = crawl_ids(store)
+    unknown = sorted(set(args.crawl) - set(known))
     if unknown:
         raise UsageError(f"no crawl {', '.join(unknown)} in {store.uri}")
-    for crawl_id in args.crawl or crawl_ids:
+    for crawl_id in args.crawl or known:
         verifier.verify_crawl(crawl_id, named=bool(args.crawl))
     print(verifier.summary())
     if verifier.problems:

@@ -21,7 +21,8 @@ from twisted.internet.defer import DeferredSemaphore
 
 from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.threads import run_in
-from crawler.extraction.document import extract_document, extraction_pool
+from crawler.extraction.document import extract_document
+from crawler.extraction.pool import extraction_pool
 from crawler.extraction.templates import TemplateLearner
 from crawler.records import text_record
 

@@ -10,7 +10,14 @@ from typing import Any
 from isal import isal_zlib
 
 from crawler.errors import StoreError
-from crawler.layout import MANIFEST_NAME
+from crawler.layout import (
+    CRAWLS,
+    committed_text_version,
+    crawl_id_of,
+    manifest_key,
+    text_version_manifest_key,
+    text_versions_prefix,
+)
 from crawler.store.backends import ArchiveStore
 
 
@@ -24,22 +31,38 @@ class CrawlListing:
 
 def list_crawls(store: ArchiveStore) -> list[CrawlListing]:
     """Every crawl in the archive, complete or not, oldest first."""
-    objects: dict[str, list[int]] = {}
-    for info in store.list("crawls/"):
-        parts = info.key.split("/")
-        if len(parts) >= 3:
-            objects.setdefault(parts[1], []).append(info.size)
+    objects = _crawl_objects(store)
     listings = []
-    for crawl_id in sorted(objects, key=lambda c: (c.rsplit("-", 1)[-1], c)):
-        manifest = read_manifest(store, crawl_id) if store.stat(
-            f"crawls/{crawl_id}/{MANIFEST_NAME}") else None
+    for crawl_id in _oldest_first(objects):
+        key = manifest_key(crawl_id)
+        manifest = read_json(store, key) if store.stat(key) else None
         listings.append(CrawlListing(crawl_id, manifest, len(objects[crawl_id]),
                                      sum(objects[crawl_id])))
     return listings
 
 
-def read_manifest(store: ArchiveStore, crawl_id: str) -> dict[str, Any]:
-    with store.open(f"crawls/{crawl_id}/{MANIFEST_NAME}") as f:
+def crawl_ids(store: ArchiveStore) -> list[str]:
+    """Crawl ids with any object in the archive, complete or not, oldest first."""
+    return _oldest_first(_crawl_objects(store))
+
+
+def _crawl_objects(store: ArchiveStore) -> dict[str, list[int]]:
+    """Each crawl's objects' sizes."""
+    objects: dict[str, list[int]] = {}
+    for info in store.list(CRAWLS):
+        crawl_id = crawl_id_of(info.key)
+        if crawl_id:
+            objects.setdefault(crawl_id, []).append(info.size)
+    return objects
+
+
+def _oldest_first(crawl_ids: Iterable[str]) -> list[str]:
+    return sorted(crawl_ids, key=lambda c: (c.rsplit("-", 1)[-1], c))  # by the id's UTC time
+
+
+def read_json(store: ArchiveStore, key: str) -> dict[str, Any]:
+    """A manifest (or another small JSON object) of the archive."""
+    with store.open(key) as f:
         return json.load(f)
 
 
@@ -50,9 +73,6 @@ def complete_crawls(store: ArchiveStore, crawl_ids: Iterable[str] = ()) -> list[
             if c.manifest is not None and (not wanted or c.crawl_id in wanted)]
 
 
-TEXT_VERSION_MANIFEST = "crawls/{crawl_id}/text/v{version}/manifest.json"
-
-
 def text_entries(store: ArchiveStore, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """The text shards readers use for a crawl: those of its newest complete re-extraction.
 
@@ -61,17 +81,17 @@ def text_entries(store: ArchiveStore, manifest: dict[str, Any]) -> list[dict[str
     marker, with the same per-shard ``files`` entries); a version without that marker is
     ignored, so a half-done re-extraction never hides the previous text.
     """
-    crawl_id = manifest["crawl_id"]
-    versions = []
-    for info in store.list(f"crawls/{crawl_id}/text/v"):
-        parts = info.key.split("/")
-        if parts[-1] == MANIFEST_NAME and parts[-2][1:].isdigit():
-            versions.append(int(parts[-2][1:]))
+    versions = text_versions(store, manifest["crawl_id"])
     if versions:
-        key = TEXT_VERSION_MANIFEST.format(crawl_id=crawl_id, version=max(versions))
-        with store.open(key) as f:
-            return json.load(f)["files"]
+        key = text_version_manifest_key(manifest["crawl_id"], versions[-1])
+        return read_json(store, key)["files"]
     return [entry for entry in manifest["files"] if entry["kind"] == "text"]
+
+
+def text_versions(store: ArchiveStore, crawl_id: str) -> list[int]:
+    """The committed re-extraction versions of a crawl (those with their manifest), ascending."""
+    return sorted(v for info in store.list(text_versions_prefix(crawl_id))
+                  if (v := committed_text_version(info.key)) is not None)
 
 
 def text_records(store: ArchiveStore, manifests: Iterable[dict[str, Any]],

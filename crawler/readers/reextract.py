@@ -7,8 +7,8 @@ version covers the same pages. Their bodies are decoded as Scrapy decoded them d
 ``extract_document`` in a process pool, with the outlet's selectors from the config and its
 templates learned again page after page, as the crawl's pipeline learns them. The records are
 written as ``text/vN/NAME.jsonl.gz``; then ``text/vN/manifest.json`` commits the version.
-Older versions are kept; readers (``crawler.readers.listing.text_entries``) use the newest committed
-one.
+Older versions are kept; readers (``crawler.readers.listing.text_entries``) use the newest
+committed one.
 """
 
 from __future__ import annotations
@@ -19,28 +19,33 @@ import json
 import logging
 import os
 import tempfile
-import zlib
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from crawler.capture.warc import HashingFile
+from crawler.capture.text_shard import TextShard
 from crawler.config import Config, OutletConfig
 from crawler.errors import ArchiveError
+from crawler.extraction.decoding import decode_content, page_encoding
+from crawler.extraction.document import extract_document
+from crawler.extraction.pool import extraction_pool
 from crawler.extraction.templates import TemplateLearner
-from crawler.layout import MANIFEST_NAME, default_spool_dir
-from crawler.readers.listing import TEXT_VERSION_MANIFEST
-from crawler.records import SOFTWARE, TextStats, record_pointer, text_record
+from crawler.layout import (
+    basename,
+    default_spool_dir,
+    text_version_key,
+    text_version_manifest_key,
+    tmp_dir,
+)
+from crawler.readers.listing import text_versions
+from crawler.records import record_pointer, text_record, text_version_manifest
 from crawler.store.backends import ArchiveStore
 
 logger = logging.getLogger(__name__)
-
-VERSION_FORMAT = "newsarchive-text-version/1"
 
 
 def reextract_crawls(store: ArchiveStore, manifests: list[dict[str, Any]], config: Config,
@@ -51,27 +56,6 @@ def reextract_crawls(store: ArchiveStore, manifests: list[dict[str, Any]], confi
     with ExtractionPool(workers or os.cpu_count() or 1) as pool:
         for manifest in manifests:
             yield reextract_crawl(store, manifest, config, pool, spool)
-
-
-# ---------------------------------------------------------------- versions
-
-
-def text_versions(store: ArchiveStore, crawl_id: str) -> list[int]:
-    """The committed re-extraction versions of a crawl (those with their manifest), ascending."""
-    versions = []
-    for info in store.list(f"crawls/{crawl_id}/text/v"):
-        parts = info.key.split("/")
-        if len(parts) == 5 and parts[-1] == MANIFEST_NAME and parts[-2][1:].isdigit():
-            versions.append(int(parts[-2][1:]))
-    return sorted(versions)
-
-
-def basename(key: str) -> str:
-    """``crawls/ID/warc/NAME.warc.gz`` (or its index or text shard) -> ``NAME``."""
-    name = key.rsplit("/", 1)[-1]
-    for suffix in (".warc.gz", ".cdxj", ".jsonl.gz"):
-        name = name.removesuffix(suffix)
-    return name
 
 
 # ---------------------------------------------------------------- one crawl
@@ -104,16 +88,18 @@ def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Confi
     own_text = {basename(e["key"]): e for e in manifest["files"] if e["kind"] == "text"}
     outlets = {o.name: o for o in config.outlets}
     templates = TemplateLearner()  # learned again, page after page, as the crawl learned them
-    spool.mkdir(parents=True, exist_ok=True)
+    scratch = tmp_dir(spool)  # beside the spool's files, where no delivery picks them up
+    scratch.mkdir(parents=True, exist_ok=True)
     entries = []
-    with tempfile.TemporaryDirectory(prefix="reextract-", dir=spool) as work:
+    with tempfile.TemporaryDirectory(prefix="reextract-", dir=scratch) as work:
         for warc in (e for e in manifest["files"] if e["kind"] == "warc"):
             name = basename(warc["key"])
-            key = f"crawls/{crawl_id}/text/v{version}/{name}.jsonl.gz"
+            key = text_version_key(crawl_id, version, name)
             articles = _articles(store, own_text.get(name), warc["key"])
             result.warcs += 1
             result.articles += len(articles)
-            with ShardWriter(Path(work) / f"{name}.jsonl.gz", key) as shard:
+            shard = TextShard(Path(work) / f"{name}.jsonl.gz", key)
+            try:
                 pages = _pages(store, warc["key"], articles, outlets, result)
                 for page, extracted in pool.map_ordered(pages, templates.templates):
                     if extracted is None:
@@ -128,20 +114,16 @@ def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Confi
                     result.records += 1
                     if record["text_digest"] != articles[record["warc_offset"]]["text_digest"]:
                         result.changed += 1
-            store.put_file(shard.path, key, shard.sha256)
-            entries.append(shard.entry())
-    version_manifest = {
-        "format": VERSION_FORMAT,
-        "crawl_id": crawl_id,
-        "version": version,
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software": SOFTWARE,
-        "extraction": result.settings,
-        "counts": {"articles": result.articles, "text_records": result.records,
-                   "changed": result.changed, "without_text": result.no_text},
-        "files": entries,
-    }
-    store.put_bytes(TEXT_VERSION_MANIFEST.format(crawl_id=crawl_id, version=version),
+            finally:
+                entry = shard.close()
+            store.put_file(shard.path, key, entry.sha256)
+            entries.append(entry)
+    version_manifest = text_version_manifest(
+        crawl_id=crawl_id, version=version, extraction=result.settings,
+        counts={"articles": result.articles, "text_records": result.records,
+                "changed": result.changed, "without_text": result.no_text},
+        files=entries)
+    store.put_bytes(text_version_manifest_key(crawl_id, version),
                     (json.dumps(version_manifest, indent=1, ensure_ascii=False) + "\n").encode())
     return result
 
@@ -202,7 +184,7 @@ def _pages(store: ArchiveStore, warc_key: str,
                                                      "body": outlet.body})
             # The page as the spider handed it over: what the crawl's record took from it
             # (url, outlet, expected language...), then what the capture itself says.
-            yield Page(*_decoded(own["url"], record.http_headers, body), tuple(outlet.prune),
+            yield Page(*_decoded(record.http_headers, body), tuple(outlet.prune),
                        outlet.body, {
                 **own,
                 "language": own.get("language_expected"),
@@ -217,54 +199,15 @@ def _pages(store: ArchiveStore, warc_key: str,
                            f"crawl's text points at")
 
 
-# ---------------------------------------------------------------- bodies as Scrapy saw them
+def _decoded(http_headers: Any, body: bytes) -> tuple[bytes, str]:
+    """The body and encoding the crawl's spider saw (the crawl extracted this page, so it was
+    text): Content-Encoding undone, the encoding found as Scrapy finds it."""
+    def values(name: str) -> list[str]:
+        return [v for k, v in http_headers.headers if k.lower() == name]
 
-
-def _decoded(url: str, http_headers: Any, body: bytes) -> tuple[bytes, str | None]:
-    """The body and encoding the crawl's spider saw: Content-Encoding undone the way Scrapy's
-    HttpCompressionMiddleware undoes it, the encoding as Scrapy's TextResponse finds it."""
-    from scrapy.http import Headers, TextResponse
-    from scrapy.responsetypes import responsetypes
-
-    headers = Headers(http_headers.headers)
-    body = decode_content(body, [v.decode("latin-1") for v in
-                                 headers.getlist("Content-Encoding")])
-    cls = responsetypes.from_args(headers=headers, url=url, body=body)
-    if not issubclass(cls, TextResponse):
-        return body, None
-    return body, cls(url=url, headers=headers, body=body).encoding
-
-
-def _inflate(data: bytes) -> bytes:
-    try:
-        return zlib.decompress(data)
-    except zlib.error:  # raw deflate, as some servers send it
-        return zlib.decompress(data, -zlib.MAX_WBITS)
-
-
-def _unbrotli(data: bytes) -> bytes:
-    import brotli
-
-    return brotli.decompress(data)
-
-
-def _gunzip(data: bytes) -> bytes:
-    from scrapy.utils.gz import gunzip
-
-    return gunzip(data)
-
-
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": _gunzip, "x-gzip": _gunzip, "deflate": _inflate, "br": _unbrotli}
-
-
-def decode_content(body: bytes, content_encoding: list[str]) -> bytes:
-    """Undo the codings, last applied first, stopping at one not known (as Scrapy does)."""
-    codings = [c.strip().lower() for value in content_encoding for c in value.split(",")
-               if c.strip()]
-    while codings and codings[-1] in _DECODERS:
-        body = _DECODERS[codings.pop()](body)
-    return body
+    body = decode_content(body, values("content-encoding"))
+    content_type = values("content-type")  # the last one counts, as in Scrapy's Headers
+    return body, page_encoding(body, content_type[-1] if content_type else "")
 
 
 # ---------------------------------------------------------------- extraction pool
@@ -272,8 +215,6 @@ def decode_content(body: bytes, content_encoding: list[str]) -> bytes:
 
 def _extract(page: Page, templates: Collection[int]) -> dict[str, Any] | None:
     """Worker side: the crawl's extraction of one page."""
-    from crawler.extraction.document import extract_document
-
     return extract_document(page.html, page.page["url"], encoding=page.encoding,
                             prune=page.prune, body=page.container, templates=templates,
                             listed_date=page.page.get("listed_date"))
@@ -283,8 +224,6 @@ class ExtractionPool:
     """Process pool fed in order with a bounded number of pages in flight (flat memory)."""
 
     def __init__(self, workers: int) -> None:
-        from crawler.extraction.document import extraction_pool
-
         self.workers = workers
         self.executor = extraction_pool(workers)
 
@@ -317,39 +256,3 @@ def _outcome(page: Page, future: Future) -> tuple[Page, dict[str, Any] | None]:
     except Exception:
         logger.exception("extraction failed for %s", page.page["url"])
         return page, None
-
-
-# ---------------------------------------------------------------- text shard
-
-
-class ShardWriter:
-    """A text shard written locally (gzip, sha256 on the fly) with its manifest entry stats."""
-
-    def __init__(self, path: Path, key: str) -> None:
-        self.path = path
-        self.key = key
-        self._hashing = HashingFile(path)
-        self._gz: IO[bytes] = gzip.GzipFile(fileobj=self._hashing, mode="wb",  # type: ignore[arg-type]
-                                            mtime=0)
-        self.stats = TextStats()
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._gz.close()
-        self._hashing.close()
-
-    def add(self, record: dict[str, Any]) -> None:
-        self._gz.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-        self.stats.add(record)
-
-    @property
-    def sha256(self) -> str:
-        return self._hashing.sha256.hexdigest()
-
-    def entry(self) -> dict[str, Any]:
-        """The shard's ``files`` entry, shaped as the crawl manifest's text entries."""
-        return {"key": self.key, "size": self.path.stat().st_size, "sha256": self.sha256,
-                "kind": "text", **self.stats.metadata()}
-

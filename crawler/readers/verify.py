@@ -21,18 +21,11 @@ from typing import IO, Any, TextIO
 from urllib.parse import urldefrag
 
 from crawler.errors import StoreError
-from crawler.layout import MANIFEST_NAME
-from crawler.readers.reextract import basename, text_versions
+from crawler.layout import basename, crawl_prefix, manifest_key, text_version_manifest_key
+from crawler.readers.listing import text_versions
 from crawler.store.backends import ArchiveStore
 
 _CHUNK = 1 << 20
-
-
-def crawls_in(store: ArchiveStore) -> list[str]:
-    """Crawl ids with any object in the archive, complete or not, oldest first."""
-    ids = {info.key.split("/")[1] for info in store.list("crawls/")
-           if info.key.count("/") >= 2}
-    return sorted(ids, key=lambda c: (c.rsplit("-", 1)[-1], c))
 
 
 # ---------------------------------------------------------------- reading with fixity
@@ -125,24 +118,24 @@ class Verifier:
                 f" MB, {self.records} WARC records, {self.text_records} text records: {verdict}")
 
     def verify_crawl(self, crawl_id: str, named: bool = False) -> None:
-        prefix = f"crawls/{crawl_id}/"
+        prefix = crawl_prefix(crawl_id) + "/"
         stored = {info.key: info.size for info in self.store.list(prefix)}
         print(f"crawl {crawl_id}", file=self.out)
-        manifest_key = prefix + MANIFEST_NAME
-        if manifest_key not in stored:
+        commit_key = manifest_key(crawl_id)
+        if commit_key not in stored:
             if named:
-                self.problem(manifest_key, "missing: the crawl is incomplete")
+                self.problem(commit_key, "missing: the crawl is incomplete")
             else:
                 self.note("incomplete (no manifest.json yet): not verified")
             return
-        manifest = self._json(manifest_key)
+        manifest = self._json(commit_key)
         if manifest is None:
             return
         self.crawls += 1
-        listed = {manifest_key}
+        listed = {commit_key}
         entries: list[dict[str, Any]] = list(manifest.get("files", []))
         for version in text_versions(self.store, crawl_id):
-            key = f"{prefix}text/v{version}/{MANIFEST_NAME}"
+            key = text_version_manifest_key(crawl_id, version)
             listed.add(key)
             version_manifest = self._json(key)
             if version_manifest is not None:
