@@ -327,13 +327,21 @@ def _css_selectors(r: _Reader, value: Any, key: str) -> tuple[str, ...]:
 
 
 def _css_selector(r: _Reader, selector: str, key: str) -> str:
+    problem = css_selector_problem(selector)
+    if problem:
+        raise r.fail(key, problem)
+    return selector
+
+
+def css_selector_problem(selector: str) -> str | None:
+    """Why `selector` is no CSS selector lxml can use (``prune``, ``body``), or None."""
     from cssselect import GenericTranslator, SelectorError
 
     try:
         GenericTranslator().css_to_xpath(selector)
     except SelectorError as exc:
-        raise r.fail(key, f"invalid CSS selector {selector!r}: {exc}") from None
-    return selector
+        return f"invalid CSS selector {selector!r}: {exc}"
+    return None
 
 
 def parse_config(data: dict[str, Any], source: str) -> Config:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from crawler.config import css_selector_problem
 from crawler.errors import UsageError
+from crawler.extraction.decoding import page_encoding
 from crawler.extraction.templates import MIN_PAGES, TemplateLearner
 
-_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([a-zA-Z0-9_.:-]+)", re.IGNORECASE)
 _CANONICAL = (
     re.compile(rb"<link\b(?=[^>]*\brel\s*=\s*[\"']?canonical)[^>]*\bhref\s*=\s*[\"']([^\"'>\s]+)",
                re.IGNORECASE),
@@ -93,7 +94,7 @@ def _extract(path: Path, url: str | None, prune: tuple[str, ...], body: str | No
         templates = templates(_group(url))
     from crawler.extraction.document import extract_document  # trafilatura: only when extracting
 
-    return url, extract_document(html, url, encoding=_encoding(html), prune=prune, body=body,
+    return url, extract_document(html, url, encoding=page_encoding(html), prune=prune, body=body,
                                  templates=templates)
 
 
@@ -102,21 +103,6 @@ def _record(path: Path, url: str | None, lang: str | None,
     record: dict[str, Any] = {k: (doc or {}).get(k) for k in RECORD_FIELDS}
     record.update(source=str(path), url=url, language_expected=lang)
     return record
-
-
-def _encoding(html: bytes) -> str:
-    """The charset the page declares (BOM, <meta charset>), else UTF-8."""
-    if html.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    match = _CHARSET.search(html[:4096])
-    if match:
-        name = match.group(1).decode("ascii", "replace")
-        try:
-            b"".decode(name)
-            return name
-        except LookupError:
-            pass
-    return "utf-8"
 
 
 def _page_url(html: bytes) -> str | None:
@@ -137,10 +123,7 @@ def _group(url: str | None) -> str:
 
 
 def _check_selectors(selectors: list[str]) -> None:
-    from cssselect import GenericTranslator, SelectorError
-
     for selector in selectors:
-        try:
-            GenericTranslator().css_to_xpath(selector)
-        except SelectorError as exc:
-            raise UsageError(f"invalid CSS selector {selector!r}: {exc}") from None
+        problem = css_selector_problem(selector)
+        if problem:
+            raise UsageError(problem)
