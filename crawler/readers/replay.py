@@ -11,8 +11,6 @@ endpoint and credentials through the standard ``AWS_*`` environment variables).
 
 from __future__ import annotations
 
-import configparser
-import heapq
 import html
 import json
 import os
@@ -30,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit
+from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit, merge_lines
 from crawler.config import ArchiveConfig
 from crawler.errors import UsageError
 from crawler.readers.listing import complete_crawls, text_records
-from crawler.store.backends import ArchiveStore
+from crawler.store.backends import ArchiveStore, s3_client_env
 
 COLLECTION = "archive"
 TEMPLATES = Path(__file__).parent / "replay_templates"
@@ -80,7 +78,7 @@ def serve(store: ArchiveStore, archive: ArchiveConfig, wayback: str, host: str, 
         write_pywb_config(workdir, index, store.uri)
         proc = subprocess.Popen(
             [wayback, "--bind", host, "--port", str(port)], cwd=workdir,
-            env=pywb_env(archive, workdir), stdin=subprocess.DEVNULL,
+            env=s3_client_env(archive, workdir), stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_die_with_parent)
         ready(Serving(_wait_ready(proc, host, port), len(manifests), captures, articles))
         code = proc.wait()
@@ -151,12 +149,9 @@ def merge_sorted(paths: list[Path], out: Path, fan_in: int = MERGE_FAN_IN) -> in
 
 
 def _merge(paths: list[Path], out: Path) -> int:
-    lines = 0
     with ExitStack() as stack, open(out, "wb") as dst:
-        files = [stack.enter_context(open(path, "rb")) for path in paths]
-        for line in heapq.merge(*files):
-            dst.write(line if line.endswith(b"\n") else line + b"\n")
-            lines += 1
+        lines = merge_lines([stack.enter_context(open(path, "rb")) for path in paths],
+                            dst.write)
     for path in paths:
         path.unlink()
     return lines
@@ -199,40 +194,6 @@ def write_pywb_config(workdir: Path, index: Path, archive_uri: str) -> None:
         "enable_auto_colls": False,
     }
     (workdir / "config.yaml").write_text(json.dumps(config, indent=2), "utf-8")
-
-
-def pywb_env(archive: ArchiveConfig, workdir: Path) -> dict[str, str]:
-    """The environment pywb's boto3 needs for the archive's S3 endpoint, region and style.
-
-    Credentials come through unchanged: the standard AWS chain, as for every other command.
-    """
-    env = dict(os.environ)
-    if archive.endpoint_url:
-        env["AWS_ENDPOINT_URL_S3"] = archive.endpoint_url
-    region = (archive.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-              or "us-east-1")
-    env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
-    if archive.addressing_style != "auto":
-        env["AWS_CONFIG_FILE"] = str(_aws_config(archive.addressing_style, workdir))
-    return env
-
-
-def _aws_config(style: str, workdir: Path) -> Path:
-    """A copy of the user's AWS config whose active profile sets the S3 addressing style, the
-    one client setting botocore reads from no environment variable."""
-    parser = configparser.RawConfigParser()
-    parser.read(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")))
-    profile = os.environ.get("AWS_PROFILE", "default")
-    section = profile if profile == "default" else f"profile {profile}"
-    if not parser.has_section(section):
-        parser.add_section(section)
-    nested = [line.strip() for line in parser.get(section, "s3", fallback="").splitlines()
-              if line.strip() and line.split("=")[0].strip() != "addressing_style"]
-    parser.set(section, "s3", "\n".join(["", *nested, f"addressing_style = {style}"]))
-    path = workdir / "aws-config"
-    with open(path, "w", encoding="utf-8") as f:
-        parser.write(f)
-    return path
 
 
 def _check_free(host: str, port: int) -> None:

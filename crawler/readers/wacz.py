@@ -11,7 +11,6 @@ the zip in chunks, the per-WARC indexes are merged line by line.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler import __version__
+from crawler.capture.cdxj import merge_lines
 from crawler.errors import ArchiveError
 from crawler.readers.listing import text_records
 from crawler.store.backends import ArchiveStore
@@ -106,9 +106,7 @@ class _Package:
                     with store.open(entry["key"]) as src, open(local, "wb") as dst:
                         shutil.copyfileobj(src, dst, _CHUNK)
                     files.append(open(local, "rb"))
-                for line in heapq.merge(*(_relative(f, names) for f in files)):
-                    write(line)
-                    lines += 1
+                lines = merge_lines([_relative(f, names) for f in files], write)
             finally:
                 for f in files:
                     f.close()

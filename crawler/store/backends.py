@@ -10,6 +10,7 @@ compare-and-swap on the object's ETag, so concurrent writers never lose each oth
 
 from __future__ import annotations
 
+import configparser
 import fcntl
 import hashlib
 import os
@@ -182,8 +183,7 @@ class S3Store:
         self.client = boto3.session.Session().client(
             "s3",
             endpoint_url=config.endpoint_url,
-            region_name=config.region or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            region_name=s3_region(config),
             config=BotoConfig(
                 s3={"addressing_style": config.addressing_style},
                 retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
@@ -315,6 +315,39 @@ class S3Store:
             raise StoreError(f"list s3://{self.bucket}/{self._key(prefix)}: {exc}") from exc
 
 
+def s3_client_env(archive: ArchiveConfig, workdir: Path) -> dict[str, str]:
+    """The environment another process's boto3 (pywb's, for replay) needs to reach the archive
+    as this store does: its S3 endpoint, region and addressing style.
+
+    Credentials come through unchanged: the standard AWS chain, as for every other command.
+    """
+    env = dict(os.environ)
+    if archive.endpoint_url:
+        env["AWS_ENDPOINT_URL_S3"] = archive.endpoint_url
+    env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = s3_region(archive)
+    if archive.addressing_style != "auto":
+        env["AWS_CONFIG_FILE"] = str(_aws_config(archive.addressing_style, workdir))
+    return env
+
+
+def _aws_config(style: str, workdir: Path) -> Path:
+    """A copy of the user's AWS config whose active profile sets the S3 addressing style, the
+    one client setting botocore reads from no environment variable."""
+    parser = configparser.RawConfigParser()
+    parser.read(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")))
+    profile = os.environ.get("AWS_PROFILE", "default")
+    section = profile if profile == "default" else f"profile {profile}"
+    if not parser.has_section(section):
+        parser.add_section(section)
+    nested = [line.strip() for line in parser.get(section, "s3", fallback="").splitlines()
+              if line.strip() and line.split("=")[0].strip() != "addressing_style"]
+    parser.set(section, "s3", "\n".join(["", *nested, f"addressing_style = {style}"]))
+    path = workdir / "aws-config"
+    with open(path, "w", encoding="utf-8") as f:
+        parser.write(f)
+    return path
+
+
 def open_store(config: ArchiveConfig, uri: str | None = None) -> ArchiveStore:
     """The store for `uri` (default: the config's): ``s3://bucket/prefix`` or a directory."""
     uri = uri or config.uri
@@ -323,3 +356,10 @@ def open_store(config: ArchiveConfig, uri: str | None = None) -> ArchiveStore:
     if "://" in uri and not uri.startswith("file://"):
         raise StoreError(f"{uri}: unsupported archive URI (use a directory or s3://bucket/prefix)")
     return LocalStore(uri.removeprefix("file://"))
+
+
+def s3_region(config: ArchiveConfig) -> str:
+    """The config's region, else the AWS environment's, else us-east-1 (what S3-compatible
+    servers accept)."""
+    return (config.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            or "us-east-1")
