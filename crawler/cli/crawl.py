@@ -12,7 +12,8 @@ from crawler.cli.main import EXIT_FAILED, EXIT_OK, EXIT_SPOOLED
 from crawler.config import Config, load_config, parse_config, parse_since
 from crawler.errors import NewsarchiveError, UsageError
 from crawler.job import CrawlJob
-from crawler.jobs.crawl import interrupted_jobdir, run_crawl
+from crawler.jobs.crawl import run_crawl
+from crawler.jobs.resume import interrupted_jobdir
 from crawler.readers.listing import complete_crawls, list_crawls, text_records
 from crawler.store.backends import open_store
 from crawler.store.run_records import print_last_runs

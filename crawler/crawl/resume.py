@@ -41,57 +41,22 @@ from warcio.archiveiterator import ArchiveIterator
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit, write_sorted
 from crawler.capture.repair import index_lines, repair_warc, salvage_text
 from crawler.capture.writer import REVISIT_NOT_MODIFIED
-from crawler.config import ArchiveConfig
 from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
 from crawler.files import sha256_file
 from crawler.job import CrawlJob
 from crawler.layout import (
     FILES_FILE,
-    JOB_FILE,
     SHARD_SUFFIXES,
     UNFINISHED,
     crawl_prefix,
-    default_spool_dir,
-    jobs_dir,
-    manifest_key,
     shard_keys,
 )
 from crawler.records import FileEntry, TextStats, record_pointer
-from crawler.store.backends import ArchiveStore
 
 logger = logging.getLogger(__name__)
 
 _SERIAL = re.compile(r"-(\d{5})-[^/]*$")
-
-
-def interrupted_crawls(archive: ArchiveConfig, uri: str, store: ArchiveStore
-                       ) -> list[dict[str, Any]]:
-    """Crawls killed before they committed, oldest first: their saved job (``job.json``) with
-    ``jobdir``. A crawl whose manifest exists (here or in the store) is not one of them."""
-    spool = default_spool_dir(archive, uri)
-    found = []
-    for job_file in sorted(jobs_dir(spool).glob(f"*/{JOB_FILE}")):
-        crawl_id = job_file.parent.name
-        manifest = manifest_key(crawl_id)
-        if (spool / manifest).exists() or store.stat(manifest) is not None:
-            continue
-        try:
-            saved = json.loads(job_file.read_text("utf-8"))
-        except ValueError:
-            continue
-        found.append({**saved, "jobdir": job_file.parent})
-    return sorted(found, key=lambda s: s["started"])
-
-
-def find_interrupted(job: CrawlJob, which: str, store: ArchiveStore) -> Path | None:
-    """The work directory of the crawl to resume: `which` is a crawl id, or ``latest`` for the
-    newest interrupted crawl of the job's name."""
-    crawls = interrupted_crawls(job.config.archive, job.archive_uri, store)
-    if which != "latest":
-        return next((c["jobdir"] for c in crawls if c["crawl_id"] == which), None)
-    mine = [c for c in crawls if c["job"] == job.name]
-    return mine[-1]["jobdir"] if mine else None
 
 
 # ---------------------------------------------------------------- repair of the crawl's files

@@ -10,10 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawler.errors import UsageError
 from crawler.job import CrawlJob
 from crawler.store.backends import open_store
 
@@ -58,15 +56,3 @@ def run_crawl(job: CrawlJob, log_level: str = "WARNING", *,
     result: dict[str, Any] = getattr(run, "result", None) or {}
     record_run(store, run_record(job, result, crawler.stats.get_stats(), exit_code(result)))
     return CrawlOutcome(run, result, crawler.stats.get_stats())
-
-
-def interrupted_jobdir(job: CrawlJob, which: str) -> Path:
-    """The work directory of the interrupted crawl to resume, or a one-line error."""
-    from crawler.crawl.resume import find_interrupted
-
-    jobdir = find_interrupted(job, which, open_store(job.config.archive, job.archive_uri))
-    if jobdir is None:
-        what = f"crawl {which}" if which != "latest" else f"crawl of job {job.name!r}"
-        raise UsageError(f"no interrupted {what} to resume (nothing left unfinished in "
-                         f"{job.jobdir.parent})")
-    return jobdir

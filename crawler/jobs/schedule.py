@@ -26,6 +26,7 @@ from croniter import CroniterError, croniter
 
 from crawler.config import Config
 from crawler.errors import ConfigError, StoreError
+from crawler.jobs.resume import interrupted_crawls
 from crawler.store.backends import ArchiveStore, open_store
 from crawler.store.run_records import last_runs, parse_iso
 
@@ -64,8 +65,6 @@ def run_schedule(config: Config, archive_uri: str, crawl_options: list[str],
 
 def _interrupted(config: Config, uri: str, store: ArchiveStore) -> set[str]:
     """Outlets whose last crawl was killed before it committed: resumed before anything else."""
-    from crawler.crawl.resume import interrupted_crawls
-
     try:
         crawls = interrupted_crawls(config.archive, uri, store)
     except StoreError as exc:
@@ -100,7 +99,7 @@ def check_cron(expr: str, source: str, key: str) -> str:
     return expr.strip()
 
 
-def is_due(cron: str, last_start: datetime | None, now: datetime) -> bool:
+def cron_due(cron: str, last_start: datetime | None, now: datetime) -> bool:
     """True if the schedule matched at least once after `last_start` and up to `now`."""
     if last_start is None:
         return True
@@ -147,7 +146,7 @@ class Scheduler:
         return 0
 
     def run_once(self, last: dict[str, dict[str, Any]]) -> int:
-        """Start every due job (see `is_due`), wait for all of them, exit."""
+        """Start every due job (see `cron_due`), wait for all of them, exit."""
         self._handle_signals()
         self._resume_interrupted()
         now = _now()
@@ -156,7 +155,7 @@ class Scheduler:
             started = parse_iso(record["start"]) if record and record.get("start") else None
             if job.process is not None:
                 continue  # resuming its interrupted crawl
-            if not is_due(job.cron, started, now):
+            if not cron_due(job.cron, started, now):
                 logger.info("%s: not due (last run %s, schedule %r)", job.outlet,
                             record["crawl_id"] if record else "-", job.cron)
             elif not self.stop_signals:
