@@ -20,6 +20,10 @@ MANIFEST_FORMAT = "newsarchive-manifest/1"
 VERSION_FORMAT = "newsarchive-text-version/1"
 SOFTWARE = f"newsarchive/{__version__} (Scrapy {version('scrapy')})"
 
+# The text record's core fields, in their order: what a dump gives when no fields are named.
+CORE_FIELDS = ("url", "outlet", "crawl_id", "fetched_at", "status", "title", "author", "date",
+               "language", "language_expected", "sitename", "text", "warc_file", "warc_offset",
+               "warc_length", "warc_record_id", "payload_digest", "text_digest")
 # Metadata beside the core fields, when the page states it (lists may be empty).
 METADATA_FIELDS = ("authors", "description", "tags", "categories")
 

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.readers.dump_formats import DOCUMENT_FIELDS
+from crawler.records import CORE_FIELDS
 from crawler.store.backends import LocalStore
 from tests.conftest import NEWSARCHIVE, run_cli
 from tests.textarchive import Prose, document, write_crawl, write_text_version
@@ -211,7 +211,7 @@ def test_jsonl_is_the_stored_text_record(archive: dict[str, Any]) -> None:
     assert len(lines) == len(DEDUPED)
     assert set(lines) <= stored_lines(archive["root"])
     for record in map(json.loads, lines):
-        assert set(DOCUMENT_FIELDS) <= set(record)
+        assert set(CORE_FIELDS) <= set(record)
 
 
 def test_jsonl_fields(archive: dict[str, Any]) -> None:
@@ -284,7 +284,7 @@ def test_parquet_columns_are_typed(archive: dict[str, Any], tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     table = pq.read_table(out)
     assert table.num_rows == len(DEDUPED)
-    assert table.column_names == list(DOCUMENT_FIELDS)
+    assert table.column_names == list(CORE_FIELDS)
     schema = table.schema
     assert schema.field("fetched_at").type == pa.timestamp("us", tz="UTC")
     assert schema.field("date").type == pa.date32()

@@ -18,7 +18,8 @@ from crawler.readers.dump import (
     select_shards,
     write_dump,
 )
-from crawler.readers.dump_formats import DOCUMENT_FIELDS, FORMATS, Output
+from crawler.readers.dump_formats import FORMATS, Output
+from crawler.records import CORE_FIELDS
 from crawler.store.backends import open_store
 
 DATE_HELP = ("published date, or the fetch date for documents without one; YYYY-MM-DD, YYYY-MM "
@@ -37,7 +38,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     cmd.add_argument("-o", "--output", metavar="FILE",
                      help="write to FILE instead of stdout; FILE.gz and FILE.zst are compressed")
     cmd.add_argument("--fields", help="comma-separated columns for jsonl and parquet (default: "
-                     "all): " + ",".join(DOCUMENT_FIELDS))
+                     "all): " + ",".join(CORE_FIELDS))
     cmd.add_argument("--outlet", action="append", default=[], metavar="NAME",
                      help="only this outlet (repeatable)")
     cmd.add_argument("--lang", action="append", default=[], metavar="CODE",
@@ -79,10 +80,10 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
     fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else None
     if fields:
-        unknown = [f for f in fields if f not in DOCUMENT_FIELDS]
+        unknown = [f for f in fields if f not in CORE_FIELDS]
         if unknown:
             raise UsageError(f"--fields: unknown field(s) {', '.join(unknown)}; known: "
-                             + ",".join(DOCUMENT_FIELDS))
+                             + ",".join(CORE_FIELDS))
         if args.format not in ("jsonl", "parquet") or args.stats:
             raise UsageError("--fields applies to the jsonl and parquet formats")
     output_path = args.output

@@ -27,12 +27,8 @@ from crawler.capture.warc import (
     warc_date,
     warcinfo_fields,
 )
+from crawler.records import CORE_FIELDS
 
-# The text record of DESIGN.md, in its order (with the config's expected language).
-DOCUMENT_FIELDS = ("url", "outlet", "crawl_id", "fetched_at", "status", "title", "author", "date",
-                   "language", "language_expected", "sitename", "text", "warc_file",
-                   "warc_offset", "warc_length", "warc_record_id", "payload_digest",
-                   "text_digest")
 FORMATS = ("jsonl", "txt", "wet", "parquet")
 COMPRESSIONS = {".gz": "gz", ".zst": "zst"}
 ROW_GROUP_BYTES = 8 << 20  # JSON bytes per Parquet row group: bounds the memory a group takes
@@ -219,7 +215,7 @@ class ParquetDocumentsWriter:
         self.pa, self.pj = pa, pj
         types = {"status": pa.int32(), "warc_offset": pa.int64(), "warc_length": pa.int64(),
                  "fetched_at": pa.timestamp("us", tz="UTC")}
-        self.fields = fields or DOCUMENT_FIELDS
+        self.fields = fields or CORE_FIELDS
         self.read_schema = pa.schema([(f, types.get(f, pa.string())) for f in self.fields])
         self.schema = pa.schema([(f, pa.date32() if f == "date" else self.read_schema.field(f).type)
                                  for f in self.fields])
