@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine (Debian 12, Python 3.11):
 #   scripts/dev.sh demo   set everything up, then run `newsarchive demo`
-#   scripts/dev.sh test   set everything up, then run the linter and the whole test suite
+#   scripts/dev.sh test   set everything up, then run the linters (ruff, the import layers) and
+#                         the whole test suite
 #   scripts/dev.sh setup  set up only (.venv with newsarchive and its test tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,7 @@ case "${1:-}" in
     test)
         shift; setup
         .venv/bin/ruff check .
+        .venv/bin/lint-imports
         exec .venv/bin/python -m pytest "$@" ;;
     *)
         echo "usage: scripts/dev.sh setup|demo|test [args...]" >&2

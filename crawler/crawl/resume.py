@@ -18,7 +18,6 @@ the same crawl id:
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import logging
 import re
@@ -36,10 +35,10 @@ from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import threads
-from warcio.archiveiterator import ArchiveIterator
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit, write_sorted
 from crawler.capture.repair import index_lines, repair_warc, salvage_text
+from crawler.capture.stored import StoredResponse, read_stored_response
 from crawler.capture.writer import REVISIT_NOT_MODIFIED
 from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
@@ -180,19 +179,16 @@ def _read(run: ArchivingExtension, key: str) -> bytes:
         return f.read()
 
 
-def read_record(run: ArchivingExtension, warc_file: str, offset: int, length: int) -> Any:
-    """One WARC record of the crawl (spool first, then the store), parsed, payload read."""
+def read_response(run: ArchivingExtension, warc_file: str, offset: int,
+                  length: int) -> StoredResponse:
+    """One response (or revisit) record of the crawl: from the spool while its WARC waits
+    there, else from the store."""
     path = run.spool.path(warc_file)
     if path.exists():
         with open(path, "rb") as f:
             f.seek(offset)
-            data = f.read(length)
-    else:
-        data = run.store.read_range(warc_file, offset, length)
-    record = next(iter(ArchiveIterator(io.BytesIO(data))))
-    # the payload as received (Content-Encoding kept), as a live response would bring it
-    record.payload = record.raw_stream.read() if record.rec_type == "response" else b""
-    return record
+            return read_stored_response(f.read(length))
+    return read_stored_response(run.store.read_range(warc_file, offset, length))
 
 
 # ---------------------------------------------------------------- the middleware
@@ -231,25 +227,23 @@ class ArchivedResponseMiddleware:
         return response
 
     def _archived_response(self, request: Request, captured: Captured) -> Response:
-        record = read_record(self.run, captured.warc_file, captured.offset, captured.length)
-        head, http = record.rec_headers, record.http_headers
-        profile = head.get_header("WARC-Profile") if record.rec_type == "revisit" else None
-        body = record.payload
+        stored = read_response(self.run, captured.warc_file, captured.offset, captured.length)
+        profile = stored.profile
+        body = stored.payload
         if profile and profile != REVISIT_NOT_MODIFIED:  # the payload is the earlier capture's
             original = self.run.state.get(request.url) or {}
             if original.get("warc_file"):
-                body = read_record(self.run, original["warc_file"], original["warc_offset"],
-                                   original["warc_length"]).payload
+                body = read_response(self.run, original["warc_file"], original["warc_offset"],
+                                     original["warc_length"]).payload
         request.meta[CAPTURE_META] = {
             **record_pointer(captured.warc_file, captured.offset, captured.length,
-                             head.get_header("WARC-Record-ID"),
-                             head.get_header("WARC-Payload-Digest"), head.get_header("WARC-Date")),
+                             stored.record_id, stored.payload_digest, stored.date),
             "revisit": profile,
             "text_stored": request.url in self.contents.texts,  # type: ignore[union-attr]
         }
-        headers = Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in http.headers])
+        headers = Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers])
         cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
-        return cls(url=request.url, status=int(http.get_statuscode()), headers=headers,
+        return cls(url=request.url, status=stored.status, headers=headers,
                    body=body, request=request, flags=[ARCHIVED_FLAG])
 
 

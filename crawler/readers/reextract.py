@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crawler.capture.stored import StoredResponse, stored_response
 from crawler.capture.text_shard import TextShard
 from crawler.config import Config, OutletConfig
 from crawler.errors import ArchiveError
@@ -173,40 +174,34 @@ def _pages(store: ArchiveStore, warc_key: str,
                 continue
             left.discard(offset)
             own = articles[offset]
-            record_id = record.rec_headers.get_header("WARC-Record-ID")
-            if record.rec_type != "response" or record_id != own["warc_record_id"]:
+            stored = stored_response(record)
+            if stored.record_type != "response" or stored.record_id != own["warc_record_id"]:
                 raise ArchiveError(f"{warc_key} @ {offset}: not the response record "
                                    f"{own['warc_record_id']} of {own['url']}")
-            body = record.raw_stream.read()
             records.read_to_end()
             outlet = outlets.get(own["outlet"]) or OutletConfig(own["outlet"])
             result.settings.setdefault(outlet.name, {"prune": list(outlet.prune),
                                                      "body": outlet.body})
             # The page as the spider handed it over: what the crawl's record took from it
             # (url, outlet, expected language...), then what the capture itself says.
-            yield Page(*_decoded(record.http_headers, body), tuple(outlet.prune),
+            yield Page(*_decoded(stored), tuple(outlet.prune),
                        outlet.body, {
                 **own,
                 "language": own.get("language_expected"),
-                "status": int(record.http_headers.get_statuscode()),
-                "capture": record_pointer(
-                    warc_key, offset, records.get_record_length(), record_id,
-                    record.rec_headers.get_header("WARC-Payload-Digest"),
-                    record.rec_headers.get_header("WARC-Date")),
+                "status": stored.status,
+                "capture": record_pointer(warc_key, offset, records.get_record_length(),
+                                          stored.record_id, stored.payload_digest, stored.date),
             })
     if left:
         raise ArchiveError(f"{warc_key}: no record at offset(s) {sorted(left)[:5]} that the "
                            f"crawl's text points at")
 
 
-def _decoded(http_headers: Any, body: bytes) -> tuple[bytes, str]:
+def _decoded(stored: StoredResponse) -> tuple[bytes, str]:
     """The body and encoding the crawl's spider saw (the crawl extracted this page, so it was
     text): Content-Encoding undone, the encoding found as Scrapy finds it."""
-    def values(name: str) -> list[str]:
-        return [v for k, v in http_headers.headers if k.lower() == name]
-
-    body = decode_content(body, values("content-encoding"))
-    content_type = values("content-type")  # the last one counts, as in Scrapy's Headers
+    body = decode_content(stored.payload, stored.header("Content-Encoding"))
+    content_type = stored.header("Content-Type")  # the last one counts, as in Scrapy's Headers
     return body, page_encoding(body, content_type[-1] if content_type else "")
 
 
