@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -67,12 +68,14 @@ def make_crawler(tmp_path: Path) -> Iterator[Callable[..., Crawler]]:
         install_reactor(project_settings.TWISTED_REACTOR)
     made: list[Crawler] = []
 
-    def make(settings: dict[str, Any] | None = None, **crawl: Any) -> Crawler:
+    def make(settings: dict[str, Any] | None = None, *, resume: bool = False,
+             **crawl: Any) -> Crawler:
         config = parse_config({
             "crawl": {"user_agent": "newsarchive-tests/0.1 (+https://example.org/contact)"},
             "outlets": [{"name": "wire", "start_urls": [SITE + "/"], **crawl}]}, "(test)")
         crawler = get_crawler(OutletSpider, settings_dict={**PROJECT, **(settings or {})})
-        crawler.spider = OutletSpider(job=CrawlJob.create(config, archive_uri=str(tmp_path)))
+        job = CrawlJob.create(config, archive_uri=str(tmp_path))
+        crawler.spider = OutletSpider(job=replace(job, resume=resume))
         crawler.spider._set_crawler(crawler)
         # get_crawler built the extensions before there was a spider; a crawl builds them once
         # it exists (Crawler.crawl), and ArchivingExtension needs the spider's job
@@ -372,7 +375,7 @@ NO_ARCHIVING = {"EXTENSIONS": {**project_settings.EXTENSIONS,
 
 def test_project_settings_enable_the_archive_that_the_components_share(
         make_crawler: Callable[..., Crawler]) -> None:
-    crawler = make_crawler(ARCHIVING)
+    crawler = make_crawler(ARCHIVING, resume=True)
     archive = crawler.get_extension(ArchivingExtension)
     assert isinstance(archive, ArchivingExtension) and archive.job is crawler.spider.job
     pipeline = ExtractionPipeline.from_crawler(crawler)
@@ -382,6 +385,13 @@ def test_project_settings_enable_the_archive_that_the_components_share(
         assert ArchivedResponseMiddleware.from_crawler(crawler).run is archive
     finally:
         pipeline.close_spider()
+
+
+def test_the_resume_middleware_is_off_unless_the_crawl_resumes(
+        make_crawler: Callable[..., Crawler]) -> None:
+    """A crawl that resumes nothing spares every request a pass through it."""
+    with pytest.raises(NotConfigured):
+        ArchivedResponseMiddleware.from_crawler(make_crawler(ARCHIVING))
 
 
 @pytest.mark.parametrize("component", [

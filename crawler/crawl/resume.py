@@ -201,14 +201,15 @@ class ArchivedResponseMiddleware:
         self.crawler = crawler
         self.run = run
         self.contents: CrawlContents | None = None
-        if run.job.resume:
-            crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivedResponseMiddleware:
         run = crawler.get_extension(ArchivingExtension)
         if run is None:
             raise NotConfigured("ArchivingExtension is not enabled: no crawl to resume")
+        if not run.job.resume:
+            raise NotConfigured  # a crawl that resumes nothing has nothing to answer
         return cls(crawler, run)
 
     async def spider_opened(self) -> None:
