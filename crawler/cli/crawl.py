@@ -14,6 +14,7 @@ from crawler.errors import NewsarchiveError, UsageError
 from crawler.job import CrawlJob
 from crawler.jobs.crawl import run_crawl
 from crawler.jobs.resume import interrupted_jobdir
+from crawler.layout import crawl_prefix
 from crawler.readers.listing import complete_crawls, list_crawls, text_records
 from crawler.store.backends import open_store
 from crawler.store.run_records import print_last_runs
@@ -109,7 +110,7 @@ def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out:
               f"; {len(result['spooled'])} file(s) kept in {run.spool.root} and uploaded by the "
               f"next run", file=out)
     else:
-        print(f"  archived to {run.store.uri}/crawls/{result['crawl_id']}/", file=out)
+        print(f"  archived to {run.store.uri}/{crawl_prefix(result['crawl_id'])}/", file=out)
 
 
 def outlet_summary(outlet: str, stats: dict[str, Any]) -> str:

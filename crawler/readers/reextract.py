@@ -99,7 +99,7 @@ def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Confi
             articles = _articles(store, own_text.get(name), warc["key"])
             result.warcs += 1
             result.articles += len(articles)
-            shard = TextShard(Path(work) / f"{name}.jsonl.gz", key)
+            shard = TextShard(Path(work) / key.rsplit("/", 1)[1], key)
             try:
                 pages = _pages(store, warc["key"], articles, outlets, result)
                 for page, extracted in pool.map_ordered(pages, templates.templates):
