@@ -5,6 +5,7 @@ shows in the new version)."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -19,6 +20,7 @@ from crawler.config import load_config
 from crawler.layout import default_spool_dir
 from crawler.readers.listing import complete_crawls
 from crawler.readers.reextract import reextract_crawls
+from crawler.records import TextStats
 from crawler.store.backends import open_store
 from crawler.store.spool import Spool
 from tests.conftest import (
@@ -163,3 +165,47 @@ def test_a_crawl_running_beside_reextract_delivers_none_of_its_scratch_files(
     stored = [info.key for info in store.list("")]
     assert all(key.startswith(("crawls/", "state/")) for key in stored), stored
     assert not list(spool.root.rglob("*.jsonl.gz"))  # and none is left behind
+
+
+def test_a_text_record_in_the_next_warcs_shard_is_reextracted(outlet: Outlet,
+                                                              tmp_path: Path) -> None:
+    """An article's text is written after its response, and the WARC may rotate in between:
+    its text record then lands in the next WARC's text shard, still pointing at its capture.
+    reextract finds it there (it once stopped with "points into ..., not ...")."""
+    archive = tmp_path / "archive"
+    config = write_config(tmp_path / "o.toml", outlet.url, str(archive),
+                          extra_outlet='warc_max_size = "12kB"')
+    assert run_cli("crawl", "-c", str(config)).returncode == 0
+    (crawl_dir,) = (archive / "crawls").iterdir()
+    manifest_path = crawl_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    texts = [e for e in manifest["files"] if e["kind"] == "text"]
+    shards = {e["key"]: read_text_shards([archive / e["key"]]) for e in texts}
+    source = next(k for k in shards if shards[k])  # a shard with a record, and the next one
+    target = texts[[e["key"] for e in texts].index(source) + 1]["key"]
+    moved = shards[source].pop(0)
+    shards[target].append(moved)
+    for entry in texts:  # rewrite both shards and their manifest entries, as a crawl would
+        if entry["key"] in (source, target):
+            stats = TextStats()
+            lines = b""
+            for record in shards[entry["key"]]:
+                stats.add(record)
+                lines += json.dumps(record, ensure_ascii=False).encode() + b"\n"
+            data = gzip.compress(lines, mtime=0)
+            (archive / entry["key"]).write_bytes(data)
+            entry.update(size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                         **stats.metadata())
+    manifest_path.write_text(json.dumps(manifest))
+
+    result = run_cli("reextract", "--archive", str(archive))
+    assert result.returncode == 0, result.stderr + result.stdout
+    again = {(r["warc_file"], r["warc_offset"]): r for r in read_text_shards(
+        sorted((crawl_dir / "text" / "v2").glob("*.jsonl.gz")))}
+    own = [r for records in shards.values() for r in records]
+    assert len(again) == len(own) == len(EXPECTED["articles"])
+    for record in own:
+        assert again[record["warc_file"], record["warc_offset"]] == record, record["url"]
+    moved_base = moved["warc_file"].rsplit("/", 1)[1].removesuffix(".warc.gz")
+    assert moved["url"] in {r["url"] for r in read_text_shards(
+        [crawl_dir / "text" / "v2" / f"{moved_base}.jsonl.gz"])}  # back beside its WARC

@@ -87,6 +87,8 @@ def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Confi
     version = max(text_versions(store, crawl_id), default=1) + 1
     result = CrawlResult(crawl_id, version)
     own_text = {basename(e["key"]): e for e in manifest["files"] if e["kind"] == "text"}
+    elsewhere = _articles_elsewhere(
+        store, own_text, {e["key"] for e in manifest["files"] if e["kind"] == "warc"})
     outlets = {o.name: o for o in config.outlets}
     templates = TemplateLearner()  # learned again, page after page, as the crawl learned them
     scratch = tmp_dir(spool)  # beside the spool's files, where no delivery picks them up
@@ -97,6 +99,7 @@ def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Confi
             name = basename(warc["key"])
             key = text_version_key(crawl_id, version, name)
             articles = _articles(store, own_text.get(name), warc["key"])
+            articles.update(elsewhere.get(warc["key"], {}))
             result.warcs += 1
             result.articles += len(articles)
             shard = TextShard(Path(work) / key.rsplit("/", 1)[1], key)
@@ -129,21 +132,42 @@ def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Confi
     return result
 
 
-def _articles(store: ArchiveStore, text_entry: dict[str, Any] | None,
-              warc_key: str) -> dict[int, dict[str, Any]]:
-    """The crawl's own text records for one WARC (without their text), by response offset."""
-    if text_entry is None or not text_entry.get("records"):
-        return {}
-    articles = {}
+def _own_records(store: ArchiveStore, text_entry: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The crawl's own text records of one shard, without their text."""
+    if not text_entry.get("records"):
+        return
     with store.open(text_entry["key"]) as raw, gzip.GzipFile(fileobj=raw) as gz:
         for line in io.TextIOWrapper(gz, encoding="utf-8"):
             record = json.loads(line)
-            if record["warc_file"] != warc_key:
-                raise ArchiveError(f"{text_entry['key']}: {record['url']} points into "
-                                   f"{record['warc_file']}, not {warc_key}")
             record.pop("text", None)
-            articles[record["warc_offset"]] = record
-    return articles
+            yield record
+
+
+def _articles(store: ArchiveStore, text_entry: dict[str, Any] | None,
+              warc_key: str) -> dict[int, dict[str, Any]]:
+    """The crawl's own text records of one WARC's shard that point into that WARC, by
+    response offset."""
+    if text_entry is None:
+        return {}
+    return {r["warc_offset"]: r for r in _own_records(store, text_entry)
+            if r["warc_file"] == warc_key}
+
+
+def _articles_elsewhere(store: ArchiveStore, own_text: dict[str, dict[str, Any]],
+                        warc_keys: set[str]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Text records that went to another WARC's shard than their capture's, by WARC key and
+    offset: an article is decided on after its response was written, and the WARC may have
+    rotated (and its shard closed) meanwhile. Few; read in one pass before the WARCs."""
+    elsewhere: dict[str, dict[int, dict[str, Any]]] = {}
+    for name, entry in own_text.items():
+        for record in _own_records(store, entry):
+            if basename(record["warc_file"]) == name:
+                continue
+            if record["warc_file"] not in warc_keys:
+                raise ArchiveError(f"{entry['key']}: {record['url']} points into "
+                                   f"{record['warc_file']}, not a WARC of this crawl")
+            elsewhere.setdefault(record["warc_file"], {})[record["warc_offset"]] = record
+    return elsewhere
 
 
 @dataclass(frozen=True)
