@@ -69,13 +69,11 @@ def is_internal_host(host: str) -> bool:
 
 
 class HostScope:
-    """The hosts an outlet may reach: its own URLs' hosts (subdomains when allowed), and
-    internal addresses only when the outlet itself lives on one."""
+    """The hosts an outlet may reach: its own URLs' hosts (subdomains on the same port when
+    allowed), and internal addresses only when the outlet itself lives on one."""
 
     def __init__(self, urls: tuple[str, ...], allow_subdomains: bool = False) -> None:
         self.hosts = frozenset(host_key(u) for u in urls)
-        self.names = frozenset(h.rsplit(":", 1)[0] if not h.endswith("]") else h
-                               for h in self.hosts)
         self.allow_subdomains = allow_subdomains
         self.internal_ok = any(is_internal_host(urlsplit(u).hostname or "") for u in urls)
 
@@ -87,8 +85,10 @@ class HostScope:
         hostname = (parts.hostname or "").lower()
         if is_internal_host(hostname) and not self.internal_ok:
             return "internal"
-        if _host_port(parts.scheme, parts.netloc) in self.hosts:
+        host = _host_port(parts.scheme, parts.netloc)
+        if host in self.hosts:
             return None
-        if self.allow_subdomains and any(hostname.endswith("." + name) for name in self.names):
+        # host_key keeps a port that is not the default: a subdomain must be on the same one
+        if self.allow_subdomains and any(host.endswith("." + own) for own in self.hosts):
             return None
         return "offsite"

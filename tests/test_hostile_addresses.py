@@ -1,0 +1,136 @@
+"""Hostile outlets: a subdomain on another port. The outlet lives at ``news.example``, which the
+crawl's resolver (tests/dns_settings.py) maps to 127.0.0.2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from tests.conftest import NEWSARCHIVE, ROOT, read_text_shards
+from tests.discovery_site import article_html
+from tests.dns_settings import SCRIPT_ENV
+
+OUTLET = "127.0.0.2"
+
+
+class Site(ThreadingHTTPServer):
+    """Pages by path on one address; logs every request line it reads."""
+
+    daemon_threads = True
+
+    def __init__(self, address: str, port: int, pages: dict[str, Any]) -> None:
+        super().__init__((address, port), _Handler)
+        self.pages = pages
+        self.log: list[str] = []
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Site
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+        self.server.log.append(self.path)
+        page = self.server.pages.get(self.path)
+        status, headers, body = (200, {"Content-Type": "text/html; charset=utf-8"}, page) \
+            if isinstance(page, str) else page if page else (404, {}, "not here")
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        data = body.encode()
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def links(*hrefs: str) -> str:
+    items = "".join(f'<li><a href="{h}">{h}</a></li>' for h in hrefs)
+    return f'<html lang="pl"><body><ul>{items}</ul></body></html>'
+
+
+def article(n: int) -> str:
+    return article_html(f"Artykuł {n}", date(2025, 8, 1), n)
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[..., Site]]:
+    """Sites on 127.0.0.x; the first picks a free port, later ones take it on their address
+    unless given another."""
+    started: list[Site] = []
+
+    def serve(address: str, pages: dict[str, Any], *, port: int | None = None) -> Site:
+        if port is None:
+            port = started[0].port if started else 0
+        site = Site(address, port, pages)
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+        started.append(site)
+        return site
+
+    yield serve
+    for site in started:
+        site.shutdown()
+        site.server_close()
+
+
+def crawl(tmp: Path, port: int, dns: dict[str, list[str]], outlet: str = "") -> dict[str, Any]:
+    """Crawl the outlet at news.example:`port` with the scripted resolver; the summary, the
+    WARC's response URLs and the article URLs."""
+    archive = tmp / "archive"
+    config = tmp / "outlets.toml"
+    config.write_text(f"""
+[archive]
+uri = "{archive}"
+[crawl]
+user_agent = "newsarchive-tests/0.1 (+https://example.org/contact)"
+[[outlets]]
+name = "news"
+start_urls = ["http://news.example:{port}/"]
+allow = ['/news/']
+{outlet}
+""")
+    env = {**os.environ, SCRIPT_ENV: json.dumps(dns),
+           "SCRAPY_SETTINGS_MODULE": "tests.dns_settings",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([NEWSARCHIVE, "crawl", "-c", str(config), "--log-level", "WARNING"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout
+    (crawl_dir,) = (archive / "crawls").iterdir()
+    responses = []
+    for warc in sorted((crawl_dir / "warc").glob("*.warc.gz")):
+        with warc.open("rb") as f:
+            responses += [r.rec_headers.get_header("WARC-Target-URI")
+                          for r in ArchiveIterator(f) if r.rec_type == "response"]
+    texts = read_text_shards(sorted((crawl_dir / "text").glob("*.jsonl.gz")))
+    return {"stdout": result.stdout, "responses": responses,
+            "articles": sorted(t["url"] for t in texts)}
+
+
+def test_c_a_subdomain_on_another_port_is_not_the_outlet(
+        servers: Callable[..., Site], tmp_path: Path) -> None:
+    elsewhere = servers(OUTLET, {"/news/2.html": article(2)})
+    outlet = servers(OUTLET, {
+        "/": links("/news/1.html", f"http://sub.news.example:{elsewhere.port}/news/2.html"),
+        "/news/1.html": article(1)}, port=0)
+    result = crawl(tmp_path, outlet.port, {"news.example": [OUTLET],
+                                           "sub.news.example": [OUTLET]},
+                   "allow_subdomains = true")
+    assert result["articles"] == [f"http://news.example:{outlet.port}/news/1.html"]
+    assert elsewhere.log == []
+    assert "skipped (offsite 1)" in result["stdout"], result["stdout"]
+
