@@ -1,5 +1,7 @@
-"""Hostile outlets: a subdomain on another port. The outlet lives at ``news.example``, which the
-crawl's resolver (tests/dns_settings.py) maps to 127.0.0.2."""
+"""Hostile outlets: names that resolve (or are rebound) to internal addresses, a subdomain on
+another port. The outlet lives at ``news.example``, which the crawl's resolver
+(tests/dns_settings.py) maps to 127.0.0.2; 127.0.0.3 stands in for the addresses a page must not
+reach (a metadata service, the machine's own services)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from tests.conftest import NEWSARCHIVE, ROOT, read_text_shards
 from tests.discovery_site import article_html
 from tests.dns_settings import SCRIPT_ENV
 
-OUTLET = "127.0.0.2"
+OUTLET, OTHER = "127.0.0.2", "127.0.0.3"
 
 
 class Site(ThreadingHTTPServer):
@@ -28,9 +30,11 @@ class Site(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: str, port: int, pages: dict[str, Any]) -> None:
+    def __init__(self, address: str, port: int, pages: dict[str, Any],
+                 keep_alive: bool = True) -> None:
         super().__init__((address, port), _Handler)
         self.pages = pages
+        self.keep_alive = keep_alive
         self.log: list[str] = []
 
     @property
@@ -53,6 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
+        if not self.server.keep_alive:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         data = body.encode()
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -74,10 +81,11 @@ def servers() -> Iterator[Callable[..., Site]]:
     unless given another."""
     started: list[Site] = []
 
-    def serve(address: str, pages: dict[str, Any], *, port: int | None = None) -> Site:
+    def serve(address: str, pages: dict[str, Any], *, port: int | None = None,
+              keep_alive: bool = True) -> Site:
         if port is None:
             port = started[0].port if started else 0
-        site = Site(address, port, pages)
+        site = Site(address, port, pages, keep_alive)
         threading.Thread(target=site.serve_forever, daemon=True).start()
         started.append(site)
         return site
@@ -119,6 +127,44 @@ allow = ['/news/']
     texts = read_text_shards(sorted((crawl_dir / "text").glob("*.jsonl.gz")))
     return {"stdout": result.stdout, "responses": responses,
             "articles": sorted(t["url"] for t in texts)}
+
+
+def test_a_subdomain_or_redirect_resolving_to_an_internal_address_is_refused(
+        servers: Callable[..., Site], tmp_path: Path) -> None:
+    outlet = servers(OUTLET, {})
+    port = outlet.port
+    evil_url = f"http://evil.news.example:{port}/news"
+    outlet.pages.update({
+        "/": links("/news/1.html", "/news/2.html", "/go", f"{evil_url}/secret.html"),
+        "/news/1.html": article(1), "/news/2.html": article(2),
+        "/go": (301, {"Location": f"{evil_url}/landing.html"}, ""),
+    })
+    evil = servers(OTHER, {"/news/secret.html": article(3), "/news/landing.html": article(4),
+                           "/robots.txt": "User-agent: *\n"})
+    result = crawl(tmp_path, port, {"news.example": [OUTLET], "evil.news.example": [OTHER]},
+                   "allow_subdomains = true")
+    base = f"http://news.example:{port}"
+    assert result["articles"] == [f"{base}/news/1.html", f"{base}/news/2.html"]
+    assert f"{base}/go" in result["responses"]  # the redirect itself is captured
+    assert not [u for u in result["responses"] if "evil" in u], result["responses"]
+    assert evil.log == []  # not one request line reached 127.0.0.3
+    assert "refused (internal 2)" in result["stdout"], result["stdout"]
+
+
+def test_b_an_outlet_name_rebound_mid_crawl_is_refused(
+        servers: Callable[..., Site], tmp_path: Path) -> None:
+    pages = {"/": links("/news/1.html", "/news/2.html", "/news/3.html"),
+             **{f"/news/{n}.html": article(n) for n in (1, 2, 3)}}
+    outlet = servers(OUTLET, pages, keep_alive=False)  # every request looks the name up again
+    other = servers(OTHER, dict(pages), keep_alive=False)
+    # lookups: the crawl's own at the start, the start page's, then the rebound answer
+    result = crawl(tmp_path, outlet.port, {"news.example": [OUTLET, OUTLET, OTHER]},
+                   "obey_robots = false")
+    assert outlet.log == ["/"]
+    assert other.log == []
+    assert result["responses"] == [f"http://news.example:{outlet.port}/"]
+    assert result["articles"] == []
+    assert "refused (internal 3)" in result["stdout"], result["stdout"]
 
 
 def test_c_a_subdomain_on_another_port_is_not_the_outlet(

@@ -7,10 +7,17 @@ and the response head read from it, and hands both to the WARC capture middlewar
 ``request.meta["wire_heads"]`` as ``(request_head, response_head)`` bytes, each ending with the
 blank line. It uses the same hooks Scrapy's own handler uses (a protocol subclass on the
 connection pool, an attribute stashed on the Twisted response).
+
+It also guards every connection, whatever its URL's host text says (a name may resolve to
+anything, and again differently later): a connection that reaches an internal address
+(loopback, private, link-local...) is dropped before a byte is written, unless the address is
+one the request's outlet lives on (its own hosts as resolved when the crawl opened,
+``HostScope.addresses``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from scrapy.core.downloader.handlers.http11 import (
@@ -19,11 +26,21 @@ from scrapy.core.downloader.handlers.http11 import (
     _LenientHTTP11ClientProtocol,
     _ScrapyAgent,
 )
+from scrapy.exceptions import IgnoreRequest
 from scrapy.utils._download_handlers import wrap_twisted_exceptions
 from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory, Protocol
+from twisted.web.client import HTTPConnectionPool
+
+from crawler.discovery.urls import is_internal_address
 
 WIRE_HEADS_META = "wire_heads"
 _MAX_HEAD = 256 * 1024  # a response head larger than this is not recorded raw
+
+
+class InternalAddressRefused(IgnoreRequest):
+    """The connection reached an internal address its outlet does not live on."""
 
 
 class _TeeTransport:
@@ -100,6 +117,51 @@ class _WireRecordingFactory(_LenientHTTP11ClientFactory):
         return _WireRecordingProtocol(self._quiescentCallback)
 
 
+class _PeerCheckingFactory(Factory):
+    """Builds a connection's protocol only for a peer the outlet may reach: a refused
+    connection is closed before TLS or HTTP writes a byte."""
+
+    noisy = False
+
+    def __init__(self, factory: Factory, allowed: frozenset[str]) -> None:
+        self._factory = factory
+        self._allowed = allowed
+
+    def buildProtocol(self, addr: Any) -> Protocol | None:  # noqa: N802
+        if is_internal_address(addr.host) and addr.host not in self._allowed:
+            raise InternalAddressRefused(f"internal address {addr.host}")
+        return self._factory.buildProtocol(addr)
+
+
+class _GuardedEndpoint:
+    """An endpoint whose connections are checked by their peer address."""
+
+    def __init__(self, endpoint: Any, allowed: frozenset[str]) -> None:
+        self._endpoint = endpoint
+        self._allowed = allowed
+
+    def __repr__(self) -> str:
+        return repr(self._endpoint)
+
+    def connect(self, factory: Factory) -> Deferred[Any]:
+        return self._endpoint.connect(_PeerCheckingFactory(factory, self._allowed))
+
+
+class _GuardedPool:
+    """The handler's connection pool as one request sees it: new connections are checked
+    against the internal addresses the request's outlet lives on, and a pooled connection is
+    reused only by requests with the same ones."""
+
+    def __init__(self, pool: HTTPConnectionPool, allowed: frozenset[str]) -> None:
+        self._pool = pool
+        self._allowed = allowed
+        self.persistent = pool.persistent
+
+    def getConnection(self, key: tuple[Hashable, ...], endpoint: Any) -> Deferred[Any]:  # noqa: N802
+        return self._pool.getConnection((*key, self._allowed),
+                                        _GuardedEndpoint(endpoint, self._allowed))
+
+
 class _WireRecordingAgent(_ScrapyAgent):
     def _cb_latency(self, result: Any, request: Any, start_time: float) -> Any:
         heads = getattr(result, "_newsarchive_wire_heads", None)
@@ -109,17 +171,21 @@ class _WireRecordingAgent(_ScrapyAgent):
 
 
 class WireRecordingDownloadHandler(HTTP11DownloadHandler):
-    """Scrapy's HTTP/1.1 handler, recording the exchange's raw heads for the WARC."""
+    """Scrapy's HTTP/1.1 handler, recording the exchange's raw heads for the WARC and keeping
+    connections off internal addresses the outlet does not live on."""
 
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)
         self._pool._factory = _WireRecordingFactory
 
     async def download_request(self, request: Any) -> Any:
+        # through a proxy the peer is the proxy, which resolves and connects itself
+        pool = self._pool if request.meta.get("proxy") else _GuardedPool(
+            self._pool, self._allowed_addresses(request))
         agent = _WireRecordingAgent(
             contextFactory=self._contextFactory,
             bindAddress=self._bind_address,
-            pool=self._pool,
+            pool=pool,
             maxsize=self._default_maxsize,
             warnsize=self._default_warnsize,
             fail_on_dataloss=self._fail_on_dataloss,
@@ -128,3 +194,13 @@ class WireRecordingDownloadHandler(HTTP11DownloadHandler):
         )
         with wrap_twisted_exceptions():
             return await maybe_deferred_to_future(agent.download_request(request))
+
+    def _allowed_addresses(self, request: Any) -> frozenset[str]:
+        """The internal addresses the request's outlet lives on; for a request of no outlet
+        (robots.txt, asked for a host an outlet's request was let through to), every
+        outlet's."""
+        scopes = getattr(self._crawler.spider, "scopes", {})
+        scope = scopes.get(request.meta.get("outlet"))
+        if scope is not None:
+            return scope.addresses
+        return frozenset().union(*(s.addresses for s in scopes.values()))

@@ -62,10 +62,19 @@ def is_internal_host(host: str) -> bool:
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        address = ipaddress.ip_address(name)
+        return is_internal_address(name)
     except ValueError:
         return False
-    return not address.is_global
+
+
+@lru_cache(maxsize=4096)
+def is_internal_address(address: str) -> bool:
+    """An IP address off the public internet: loopback, private, link-local, unique-local,
+    unspecified, multicast, reserved (an IPv4-mapped IPv6 address as its IPv4 one)."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast or ip.is_reserved
 
 
 class HostScope:
@@ -76,6 +85,14 @@ class HostScope:
         self.hosts = frozenset(host_key(u) for u in urls)
         self.allow_subdomains = allow_subdomains
         self.internal_ok = any(is_internal_host(urlsplit(u).hostname or "") for u in urls)
+        # what the outlet's own hosts resolved to when the crawl opened (the crawl sets it):
+        # the only internal addresses its connections may reach
+        self.addresses: frozenset[str] = frozenset()
+
+    @property
+    def hostnames(self) -> frozenset[str]:
+        """The outlet's own host names (or IP literals), without ports."""
+        return frozenset(urlsplit(f"//{host}").hostname or host for host in self.hosts)
 
     def verdict(self, url: str) -> str | None:
         """None when `url` may be fetched, else the reason: "scheme", "internal", "offsite"."""
