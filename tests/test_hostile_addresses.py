@@ -1,13 +1,14 @@
 """Hostile outlets: names that resolve (or are rebound) to internal addresses, a subdomain on
-another port. The outlet lives at ``news.example``, which the crawl's resolver
-(tests/dns_settings.py) maps to 127.0.0.2; 127.0.0.3 stands in for the addresses a page must not
-reach (a metadata service, the machine's own services)."""
+another port, a response head without end. The outlet lives at ``news.example``, which the
+crawl's resolver (tests/dns_settings.py) maps to 127.0.0.2; 127.0.0.3 stands in for the
+addresses a page must not reach (a metadata service, the machine's own services)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -23,6 +24,7 @@ from tests.discovery_site import article_html
 from tests.dns_settings import SCRIPT_ENV
 
 OUTLET, OTHER = "127.0.0.2", "127.0.0.3"
+HEAD_BOMB = 32 * 1024 * 1024  # bytes of header lines the hostile page streams
 
 
 class Site(ThreadingHTTPServer):
@@ -52,6 +54,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
         self.server.log.append(self.path)
         page = self.server.pages.get(self.path)
+        if callable(page):
+            page(self)
+            return
         status, headers, body = (200, {"Content-Type": "text/html; charset=utf-8"}, page) \
             if isinstance(page, str) else page if page else (404, {}, "not here")
         self.send_response(status)
@@ -64,6 +69,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def stream_head_bomb(handler: BaseHTTPRequestHandler) -> None:
+    """A 200 whose header lines never stop coming (until HEAD_BOMB bytes)."""
+    handler.close_connection = True
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n")
+    line = b"X-Filler: " + b"a" * 90 + b"\r\n"
+    chunk = line * 1000
+    try:
+        for _ in range(HEAD_BOMB // len(chunk)):
+            handler.wfile.write(chunk)
+        handler.wfile.write(b"Content-Length: 2\r\n\r\nok")
+    except OSError:
+        pass  # the crawler hung up: what it should do
 
 
 def links(*hrefs: str) -> str:
@@ -98,7 +117,7 @@ def servers() -> Iterator[Callable[..., Site]]:
 
 def crawl(tmp: Path, port: int, dns: dict[str, list[str]], outlet: str = "") -> dict[str, Any]:
     """Crawl the outlet at news.example:`port` with the scripted resolver; the summary, the
-    WARC's response URLs and the article URLs."""
+    WARC's response URLs, the article URLs and the crawl's peak RSS (KiB)."""
     archive = tmp / "archive"
     config = tmp / "outlets.toml"
     config.write_text(f"""
@@ -115,7 +134,12 @@ allow = ['/news/']
     env = {**os.environ, SCRIPT_ENV: json.dumps(dns),
            "SCRAPY_SETTINGS_MODULE": "tests.dns_settings",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([NEWSARCHIVE, "crawl", "-c", str(config), "--log-level", "WARNING"],
+    # the crawl runs as a child of a fresh interpreter, whose RUSAGE_CHILDREN is the crawl's
+    measure = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
+               " sys.exit(r.returncode)")
+    result = subprocess.run([sys.executable, "-c", measure, NEWSARCHIVE, "crawl", "-c",
+                             str(config), "--log-level", "WARNING"],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout
     (crawl_dir,) = (archive / "crawls").iterdir()
@@ -126,7 +150,8 @@ allow = ['/news/']
                           for r in ArchiveIterator(f) if r.rec_type == "response"]
     texts = read_text_shards(sorted((crawl_dir / "text").glob("*.jsonl.gz")))
     return {"stdout": result.stdout, "responses": responses,
-            "articles": sorted(t["url"] for t in texts)}
+            "articles": sorted(t["url"] for t in texts),
+            "peak_rss_kib": int(result.stderr.strip().rsplit("\n", 1)[-1])}
 
 
 def test_a_subdomain_or_redirect_resolving_to_an_internal_address_is_refused(
@@ -180,3 +205,18 @@ def test_c_a_subdomain_on_another_port_is_not_the_outlet(
     assert elsewhere.log == []
     assert "skipped (offsite 1)" in result["stdout"], result["stdout"]
 
+
+def test_d_a_response_head_without_end_is_refused_and_the_crawl_goes_on(
+        servers: Callable[..., Site], tmp_path: Path) -> None:
+    outlet = servers(OUTLET, {
+        "/": links("/news/1.html", "/news/bomb.html", "/news/2.html"),
+        "/news/1.html": article(1), "/news/2.html": article(2),
+        "/news/bomb.html": stream_head_bomb})
+    result = crawl(tmp_path, outlet.port, {"news.example": [OUTLET]})
+    base = f"http://news.example:{outlet.port}"
+    assert result["articles"] == [f"{base}/news/1.html", f"{base}/news/2.html"]
+    assert f"{base}/news/bomb.html" not in result["responses"]
+    assert outlet.log.count("/news/bomb.html") == 1  # failed, not retried
+    assert "errors (ResponseHeadTooLarge 1)" in result["stdout"], result["stdout"]
+    assert result["peak_rss_kib"] < 200 * 1024, result["peak_rss_kib"]  # ~90 MB; 32 MB of
+    # header lines held by Twisted: ~260 MB
