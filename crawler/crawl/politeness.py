@@ -3,7 +3,8 @@ bring back.
 
 - ``OutletScopeMiddleware`` (downloader middleware, before robots.txt): refuses off-outlet and
   internal-network URLs (redirect targets included: they come back through here) and query-string
-  traps; counts what each outlet fetched, refused and failed.
+  traps; counts what each outlet fetched, refused (connections the download handler refused
+  for the address they reached included) and failed.
 - ``OutletSlotMiddleware`` (after robots.txt): each outlet host gets its own download slot with
   the outlet's concurrency and delay, raised to robots.txt's Crawl-delay.
 - ``RetryAfterMiddleware``: Scrapy's retry, honouring ``Retry-After`` on 429 and 503 by holding
@@ -30,6 +31,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer
 
 from crawler.config import OutletConfig
+from crawler.crawl.http import InternalAddressRefused
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,11 @@ class OutletScopeMiddleware(_OutletMiddleware):
     def process_exception(self, request: Request, exception: Exception) -> None:
         outlet = self._outlet(request)
         if outlet is None:
+            return
+        if isinstance(exception, InternalAddressRefused):
+            self.stats.inc_value(outlet_stat(outlet.name, "refused/internal"))
+            logger.warning("%s: refused %s: it connected to an %s", outlet.name, request.url,
+                           exception)
             return
         if isinstance(exception, IgnoreRequest):
             if "robots.txt" in str(exception):

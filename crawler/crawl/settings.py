@@ -88,6 +88,9 @@ CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_DELAY = 0
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
+# A response whose head (status line and headers) runs longer is failed (0: no limit): Twisted
+# alone reads header lines without end (hundreds of MB of them, as many in memory).
+NEWSARCHIVE_MAX_RESPONSE_HEAD = 64 * 1024
 RETRY_TIMES = 2
 COOKIES_ENABLED = False
 REDIRECT_MAX_TIMES = 10

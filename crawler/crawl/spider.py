@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from crawler.config import OutletConfig, load_config, parse_since
 from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.politeness import outlet_stat
+from crawler.crawl.resolve import resolve
 from crawler.crawl.resume import reset_queue
 from crawler.crawl.warc_capture import CAPTURE_META
 from crawler.discovery.articles import markup_says_article
@@ -88,6 +89,7 @@ class OutletSpider(scrapy.Spider):
     # ---------------------------------------------------------------- requests
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
+        await self._resolve_own_hosts()
         for outlet in self.job.outlets:
             for url in outlet.sitemaps:
                 if request := self._request(outlet, url, "sitemap", callback=self.parse_listing):
@@ -103,6 +105,15 @@ class OutletSpider(scrapy.Spider):
             if outlet and (self.job.recheck or recheck_due(entry, outlet.crawl.recheck)):
                 if request := self._request(outlet, entry["url"], "recheck"):
                     yield request
+
+    async def _resolve_own_hosts(self) -> None:
+        """The addresses each outlet's own hosts resolve to before anything is fetched: the only
+        internal addresses its connections may reach (crawler.crawl.http), however its names
+        (or a subdomain's) resolve later."""
+        for name, scope in self.scopes.items():
+            for host in scope.hostnames:
+                scope.addresses |= await resolve(host)
+            logger.debug("%s lives on %s", name, ", ".join(sorted(scope.addresses)))
 
     @property
     def archived(self) -> StateIndex:

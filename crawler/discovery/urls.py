@@ -62,22 +62,37 @@ def is_internal_host(host: str) -> bool:
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        address = ipaddress.ip_address(name)
+        return is_internal_address(name)
     except ValueError:
         return False
-    return not address.is_global
+
+
+@lru_cache(maxsize=4096)
+def is_internal_address(address: str) -> bool:
+    """An IP address off the public internet: loopback, private, link-local, unique-local,
+    unspecified, multicast, reserved (an IPv4-mapped IPv6 address as its IPv4 one)."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast or ip.is_reserved
 
 
 class HostScope:
-    """The hosts an outlet may reach: its own URLs' hosts (subdomains when allowed), and
-    internal addresses only when the outlet itself lives on one."""
+    """The hosts an outlet may reach: its own URLs' hosts (subdomains on the same port when
+    allowed), and internal addresses only when the outlet itself lives on one."""
 
     def __init__(self, urls: tuple[str, ...], allow_subdomains: bool = False) -> None:
         self.hosts = frozenset(host_key(u) for u in urls)
-        self.names = frozenset(h.rsplit(":", 1)[0] if not h.endswith("]") else h
-                               for h in self.hosts)
         self.allow_subdomains = allow_subdomains
         self.internal_ok = any(is_internal_host(urlsplit(u).hostname or "") for u in urls)
+        # what the outlet's own hosts resolved to when the crawl opened (the crawl sets it):
+        # the only internal addresses its connections may reach
+        self.addresses: frozenset[str] = frozenset()
+
+    @property
+    def hostnames(self) -> frozenset[str]:
+        """The outlet's own host names (or IP literals), without ports."""
+        return frozenset(urlsplit(f"//{host}").hostname or host for host in self.hosts)
 
     def verdict(self, url: str) -> str | None:
         """None when `url` may be fetched, else the reason: "scheme", "internal", "offsite"."""
@@ -87,8 +102,10 @@ class HostScope:
         hostname = (parts.hostname or "").lower()
         if is_internal_host(hostname) and not self.internal_ok:
             return "internal"
-        if _host_port(parts.scheme, parts.netloc) in self.hosts:
+        host = _host_port(parts.scheme, parts.netloc)
+        if host in self.hosts:
             return None
-        if self.allow_subdomains and any(hostname.endswith("." + name) for name in self.names):
+        # host_key keeps a port that is not the default: a subdomain must be on the same one
+        if self.allow_subdomains and any(host.endswith("." + own) for own in self.hosts):
             return None
         return "offsite"
