@@ -22,7 +22,7 @@ from twisted.internet.defer import DeferredSemaphore
 from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.threads import run_in
 from crawler.extraction.document import extract_document
-from crawler.extraction.pool import extraction_pool
+from crawler.extraction.pool import ExtractionPool
 from crawler.extraction.templates import TemplateLearner
 from crawler.records import text_record
 
@@ -32,7 +32,9 @@ class ExtractionPipeline:
     def __init__(self, archive: ArchivingExtension, workers: int, stats: Any) -> None:
         self.archive = archive
         self.stats = stats
-        self.pool = extraction_pool(workers)
+        # one pool for the crawl's outlets: the most patient outlet's timeout applies
+        self.pool = ExtractionPool(workers, timeout=max(
+            o.crawl.extract_timeout for o in archive.job.outlets))
         # The executor keeps every submitted page until a worker takes it: bound what waits, so
         # a slow pool holds back the scraper (and so the downloader) instead of filling memory.
         self.slots = DeferredSemaphore(2 * workers)
