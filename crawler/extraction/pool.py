@@ -122,12 +122,12 @@ class ExtractionPool(Executor):
             return
         error = attempt.exception()
         if isinstance(error, BrokenProcessPool) and not task.timed_out:
-            with self._lock:
-                self._replace(task.executor)
             if not task.spared:
                 task.attempts -= 1
             if task.attempts > 0:
                 try:
+                    with self._lock:
+                        self._replace(task.executor)
                     self._try(task)
                     return
                 except RuntimeError as exc:  # shut down meanwhile
@@ -147,6 +147,8 @@ class ExtractionPool(Executor):
         whatever still runs in it is killed."""
         if broken is not self._executor:
             return
+        if self._closed.is_set():  # no new pool once shut down: the page fails
+            raise RuntimeError("cannot schedule new futures after shutdown")
         self._executor, self._ready = self._new_pool()
         # ProcessPoolExecutor has no public way to stop a worker before Python 3.14
         for process in list((broken._processes or {}).values()):
