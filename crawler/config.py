@@ -63,6 +63,9 @@ class CrawlConfig:
     max_pages: int = 0                 # 0 = unlimited
     warc_max_size: int = 1_000_000_000
     download_timeout: float = 30.0
+    # seconds one page's extraction may run before its worker is killed and the page counted
+    # as an extraction failure (one extraction pool per crawl: the largest of its outlets')
+    extract_timeout: float = 60.0
     depth: int = 2                     # link hops followed from start URLs (pagination: free)
     since: str | None = None           # skip feed/sitemap entries dated before this
     delay: float = 0.0                 # seconds between requests to one host (at least)
@@ -235,8 +238,9 @@ def _read_crawl(r: _Reader, t: dict[str, Any], prefix: str, base: CrawlConfig) -
     for name in ("warc_max_size", "max_page_size"):
         if name in t:
             values[name] = r.size(t[name], f"{prefix}.{name}")
-    if "download_timeout" in t:
-        values["download_timeout"] = r.number(t["download_timeout"], f"{prefix}.download_timeout")
+    for name in ("download_timeout", "extract_timeout"):
+        if name in t:
+            values[name] = r.number(t[name], f"{prefix}.{name}")
     if "delay" in t:
         values["delay"] = r.number(t["delay"], f"{prefix}.delay", allow_zero=True)
     if "since" in t:

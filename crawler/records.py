@@ -164,6 +164,8 @@ def run_record(job: CrawlJob, result: Mapping[str, Any], stats: Mapping[str, Any
     errors: dict[str, Any] = {"fetch": fetch_errors, "logged": stats.get("log_count/ERROR", 0)}
     if result.get("upload_failure"):
         errors["upload"] = result["upload_failure"]
+    if failures := extraction_failures(stats):
+        errors["extraction"] = failures
     return {
         "job": job.name,
         "crawl_id": job.crawl_id,
@@ -175,3 +177,10 @@ def run_record(job: CrawlJob, result: Mapping[str, Any], stats: Mapping[str, Any
         "exit_reason": result.get("finish_reason") or "failed",
         "exit_code": exit_code,
     }
+
+
+def extraction_failures(stats: Mapping[str, Any]) -> int:
+    """Articles of a crawl left without text: their extraction failed (an error, a timeout, a
+    pool that broke on every try) or their text record could not be written."""
+    return sum(v for k, v in stats.items()
+               if k.startswith("newsarchive/outlet/") and k.endswith("/articles/failed"))

@@ -149,9 +149,11 @@ class CaptureWriter:
         if shard is None:
             raise RuntimeError(f"text shard {text_key} is already closed")
         shard.pending_texts -= 1
-        if record is not None:
-            shard.text.add(record)
-        self._finish_ready()
+        try:
+            if record is not None:
+                shard.text.add(record)
+        finally:  # a record that cannot be written is not awaited: the shard may finish
+            self._finish_ready()
 
     def rotate(self) -> None:
         """Close the open WARC; its shard finishes once its texts are in."""
@@ -227,8 +229,9 @@ class CaptureWriter:
 
 def revisit_profile(ex: Exchange, digest: str, previous: dict[str, Any] | None) -> str | None:
     """The revisit profile an exchange gets, if any: the server said "not modified", or sent the
-    archived payload again (an empty payload is no copy worth saving)."""
-    if previous is None or not previous.get("record_id"):
+    archived payload again (an empty payload is no copy worth saving). An archived capture
+    whose text was never written (``needs_text``) gets none: the new one is extracted."""
+    if previous is None or not previous.get("record_id") or previous.get("needs_text"):
         return None
     if ex.status == 304:
         return REVISIT_NOT_MODIFIED

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from crawler.cli.main import EXIT_FAILED, EXIT_OK, EXIT_SPOOLED
+from crawler.cli.main import EXIT_FAILED, EXIT_NO_TEXT, EXIT_OK, EXIT_SPOOLED
 from crawler.config import Config, load_config, parse_config, parse_since
 from crawler.errors import NewsarchiveError, UsageError
 from crawler.job import CrawlJob
@@ -16,6 +16,7 @@ from crawler.jobs.crawl import run_crawl
 from crawler.jobs.resume import interrupted_jobdir
 from crawler.layout import crawl_prefix
 from crawler.readers.listing import complete_crawls, list_crawls, text_records
+from crawler.records import extraction_failures
 from crawler.store.backends import open_store
 from crawler.store.run_records import print_last_runs
 
@@ -76,9 +77,14 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     return crawl_and_report(job, args.log_level)
 
 
-def crawl_exit_code(result: dict[str, Any]) -> int:
-    """What a crawl exits with: failed if it never committed, spooled if files stay behind."""
-    return EXIT_FAILED if not result else EXIT_SPOOLED if result.get("spooled") else EXIT_OK
+def crawl_exit_code(result: dict[str, Any], stats: dict[str, Any]) -> int:
+    """What a crawl exits with: failed if it never committed, spooled if files stay behind,
+    no text if some articles lost their text to a failed extraction."""
+    if not result:
+        return EXIT_FAILED
+    if result.get("spooled"):
+        return EXIT_SPOOLED
+    return EXIT_NO_TEXT if extraction_failures(stats) else EXIT_OK
 
 
 def crawl_and_report(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdout) -> int:
@@ -87,7 +93,7 @@ def crawl_and_report(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sy
     if not outcome.result:
         raise NewsarchiveError(f"crawl {job.crawl_id} did not finish; see the log above")
     _print_summary(outcome.run, outcome.stats, outcome.result, out)
-    return crawl_exit_code(outcome.result)
+    return crawl_exit_code(outcome.result, outcome.stats)
 
 
 def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out: TextIO) -> None:
@@ -105,6 +111,9 @@ def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out:
         print(f"  resumed: {stats['newsarchive/resumed/from_archive']} page(s) captured before "
               f"the interruption were read back from the crawl's own WARCs, not fetched again",
               file=out)
+    if failures := extraction_failures(stats):
+        print(f"  WARNING: {failures} article(s) without text (extraction failed); the next "
+              f"crawl extracts them again", file=out)
     if result.get("spooled"):
         print(f"  WARNING: the archive store did not take every file ({result['upload_failure']})"
               f"; {len(result['spooled'])} file(s) kept in {run.spool.root} and uploaded by the "
@@ -124,9 +133,12 @@ def outlet_summary(outlet: str, stats: dict[str, Any]) -> str:
                        if k.startswith(name + "/"))
         return ", ".join(f"{k} {v}" for k, v in items) or "none"
 
+    failed = mine.get("articles/failed", 0)
     return (f"{outlet}: candidates ({group('candidates')}); fetched {mine.get('fetched', 0)}; "
             f"articles {mine.get('articles', 0)} (+ {mine.get('articles/unchanged', 0)} "
-            f"unchanged); skipped ({group('skipped')}); "
+            f"unchanged)"
+            f"{f', {failed} without text (extraction failed)' if failed else ''}; "
+            f"skipped ({group('skipped')}); "
             f"refused ({group('refused')}); responses >= 300 ({group('status')}); "
             f"errors ({group('errors')}); feed/sitemap errors {mine.get('discovery_errors', 0)}")
 

@@ -15,7 +15,9 @@ import sys
 from crawler import __version__
 from crawler.errors import NewsarchiveError
 
-EXIT_OK, EXIT_FAILED, EXIT_SPOOLED = 0, 1, 3
+# EXIT_SPOOLED: committed, but files wait in the spool for the store; EXIT_NO_TEXT: committed,
+# but some articles have no text (their extraction failed: the next crawl extracts them again)
+EXIT_OK, EXIT_FAILED, EXIT_SPOOLED, EXIT_NO_TEXT = 0, 1, 3, 4
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from crawler.store.spool import Spool
 from crawler.store.state import (
     Journal,
     StateIndex,
+    article_state,
     load_index,
     merge_earlier_journals,
     merge_pending_state,
@@ -110,7 +111,7 @@ class ArchivingExtension:
     def add_text(self, text_key: str, record: dict[str, Any] | None,
                  state: dict[str, Any] | None = None) -> Deferred:
         """Deliver an announced text record (None: no new text), and what the URL's state
-        learns from it."""
+        learns from it; fires with False when the record could not be written."""
         return run_in(self._thread, self._add_text, text_key, record, state)
 
     def adopt(self, entries: list[FileEntry], next_serial: int) -> Deferred:
@@ -138,10 +139,21 @@ class ArchivingExtension:
     # ---------------------------------------------------------------- writer thread
 
     def _add_text(self, text_key: str, record: dict[str, Any] | None,
-                  state: dict[str, Any] | None) -> None:
+                  state: dict[str, Any] | None) -> bool:
+        """The record first, then what the state learns: a record that could not be written
+        leaves its URL due for another extraction, never a state that claims its text."""
+        written = True
+        try:
+            self.writer.add_text(text_key, record)
+        except Exception:
+            if record is None or state is None:
+                raise
+            logger.exception("text record of %s not written", record["url"])
+            state = article_state(state["url"], state["outlet"], extracted=False)
+            written = False
         if state:
             self.journal.write(state)
-        self.writer.add_text(text_key, record)
+        return written
 
     def _adopt(self, entries: list[FileEntry], next_serial: int) -> None:
         self.writer.serial = max(self.writer.serial, next_serial)

@@ -20,11 +20,13 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import DeferredSemaphore
 
 from crawler.crawl.archiving import ArchivingExtension
+from crawler.crawl.politeness import outlet_stat
 from crawler.crawl.threads import run_in
 from crawler.extraction.document import extract_document
-from crawler.extraction.pool import extraction_pool
+from crawler.extraction.pool import ExtractionPool
 from crawler.extraction.templates import TemplateLearner
 from crawler.records import text_record
+from crawler.store.state import article_state
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,9 @@ class ExtractionPipeline:
     def __init__(self, archive: ArchivingExtension, workers: int, stats: Any) -> None:
         self.archive = archive
         self.stats = stats
-        self.pool = extraction_pool(workers)
+        # one pool for the crawl's outlets: the most patient outlet's timeout applies
+        self.pool = ExtractionPool(workers, timeout=max(
+            o.crawl.extract_timeout for o in archive.job.outlets))
         # The executor keeps every submitted page until a worker takes it: bound what waits, so
         # a slow pool holds back the scraper (and so the downloader) instead of filling memory.
         self.slots = DeferredSemaphore(2 * workers)
@@ -60,33 +64,38 @@ class ExtractionPipeline:
                 templates=self.templates.templates(page["outlet"]))))
             if extracted:  # before the slot goes to the next page, which then knows this one
                 self.templates.observe(page["outlet"], extracted["fingerprints"])
+            failed = False
         except Exception:
             logger.exception("extraction failed for %s", page["url"])
             self.stats.inc_value("newsarchive/extraction_errors")
-            extracted = None
+            extracted, failed = None, True
         finally:
             self.slots.release()
-        record, state = self.text_and_state(page, extracted)
-        await maybe_deferred_to_future(self.archive.add_text(text_shard, record, state))
+        record, state = self.text_and_state(page, extracted, failed)
+        written = await maybe_deferred_to_future(self.archive.add_text(text_shard, record, state))
+        if failed or not written:  # the URL stays due: the next crawl extracts it again
+            self.stats.inc_value(outlet_stat(page["outlet"], "articles/failed"))
         return {k: v for k, v in (record or {}).items() if k != "text"} or {"url": page["url"]}
 
-    def text_and_state(self, page: ItemAdapter, extracted: dict[str, Any] | None
-                       ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    def text_and_state(self, page: ItemAdapter, extracted: dict[str, Any] | None,
+                       failed: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """The text record (None when there is no text, or the same text as the archive's
-        latest) and what the URL's state learns: it is an article, and its latest text."""
-        state: dict[str, Any] = {"url": page["url"], "outlet": page["outlet"], "article": True}
+        latest) and what the URL's state learns: it is an article, and its latest text; a page
+        whose extraction `failed` is not extracted yet."""
+        if failed:
+            return None, article_state(page["url"], page["outlet"], extracted=False)
         if not extracted:
             self.stats.inc_value("newsarchive/articles_without_text")
-            return None, state
+            return None, article_state(page["url"], page["outlet"])
         previous = page.get("previous_text")
         if previous and previous.get("digest") == extracted["text_digest"]:
             self.stats.inc_value("newsarchive/articles_text_unchanged")
-            return None, state
+            return None, article_state(page["url"], page["outlet"])
         record = text_record(page, extracted, self.archive.crawl_id)
         self.stats.inc_value("newsarchive/articles")
-        state["text"] = {"revision": record["revision"], "digest": record["text_digest"],
-                         **{k: record[k] for k in ("crawl_id", "warc_record_id", "fetched_at")}}
-        return record, state
+        return record, article_state(page["url"], page["outlet"], {
+            "revision": record["revision"], "digest": record["text_digest"],
+            **{k: record[k] for k in ("crawl_id", "warc_record_id", "fetched_at")}})
 
     def close_spider(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)

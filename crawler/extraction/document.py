@@ -68,6 +68,13 @@ _BODY_CLASS = re.compile(r"article[-_]{0,2}(?:body|content|text)|entry-content|b
                          re.IGNORECASE)
 # Elements that can hold a standfirst (with at most 3 child elements: a paragraph, not a box)
 _STANDFIRST_TAGS = ("p", "h2", "h3", "h4", "div", "span")
+# C0 control characters but tab, newline and carriage return: libxml2 stops reading a page at
+# most of them (trafilatura, which cleans its input, then finds text where we found none).
+_HTML_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# What no text record holds: control characters but tab and newline (a JSON-LD "\u001b"), and
+# lone surrogates (a JSON-LD "\ud800": no UTF-8 can say them), which become U+FFFD.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _WORDS = re.compile(r"[^\W\d_]+")
 _DIGIT = re.compile(r"\d")
 _BYLINE = re.compile(r"^(?:by|von|par|por|przez|autor|autorka|автор|авторка|text|texte|texto|"
@@ -97,7 +104,7 @@ def extract_document(
     tree = parse_html(html, encoding)
     if tree is None:
         return None
-    meta = page_metadata(tree, url, listed_date=listed_date)
+    meta = {k: _printable(v) for k, v in page_metadata(tree, url, listed_date=listed_date).items()}
     headlines = _headlines(tree, meta["title"])
     lxml.etree.strip_elements(tree, *_NOT_TEXT, with_tail=False)
     for selector in prune:
@@ -123,7 +130,7 @@ def extract_document(
     lines = _without_meta_lines(lines, meta["authors"])
     prints = [fingerprint(line) for line in lines]
     lines = without_templates(lines, prints, templates)
-    text = "\n\n".join(lines)
+    text = _printable("\n\n".join(lines))
     if not text:
         return None
     return {
@@ -139,6 +146,7 @@ def parse_html(html: bytes | str, encoding: str | None = None) -> HtmlElement | 
     """The page as an lxml tree (comments and processing instructions dropped), or None."""
     if isinstance(html, bytes):
         html = html.decode(encoding or "utf-8", errors="replace")
+    html = _HTML_CONTROL.sub("", html)
     if not html.strip():
         return None
     try:  # re-encoded, so an XML declaration naming another charset cannot mislead lxml
@@ -146,6 +154,15 @@ def parse_html(html: bytes | str, encoding: str | None = None) -> HtmlElement | 
                                              parser=_PARSER)
     except (ValueError, lxml.etree.ParserError):
         return None
+
+
+def _printable(value: Any) -> Any:
+    """A string (or a list of them) as a text record can hold it: see ``_CONTROL``."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", _CONTROL.sub("", value))
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
 
 
 def _line_key(text: str) -> str:

@@ -30,9 +30,9 @@ class CrawlOutcome:
 
 
 def run_crawl(job: CrawlJob, log_level: str = "WARNING", *,
-              exit_code: Callable[[dict[str, Any]], int]) -> CrawlOutcome:
+              exit_code: Callable[[dict[str, Any], dict[str, Any]], int]) -> CrawlOutcome:
     """Run one crawl job to the end and record the run; `exit_code` gives the code the caller
-    reports for the result, which the run record keeps."""
+    reports for the result and stats, which the run record keeps."""
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.crawl.settings")
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
@@ -54,5 +54,6 @@ def run_crawl(job: CrawlJob, log_level: str = "WARNING", *,
     except RuntimeError:  # the crawl failed before its extensions were built (logged above)
         run = None
     result: dict[str, Any] = getattr(run, "result", None) or {}
-    record_run(store, run_record(job, result, crawler.stats.get_stats(), exit_code(result)))
-    return CrawlOutcome(run, result, crawler.stats.get_stats())
+    stats = crawler.stats.get_stats()
+    record_run(store, run_record(job, result, stats, exit_code(result, stats)))
+    return CrawlOutcome(run, result, stats)

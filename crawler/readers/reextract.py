@@ -33,7 +33,7 @@ from crawler.config import Config, OutletConfig
 from crawler.errors import ArchiveError
 from crawler.extraction.decoding import decode_content, page_encoding
 from crawler.extraction.document import extract_document
-from crawler.extraction.pool import extraction_pool
+from crawler.extraction.pool import ExtractionPool
 from crawler.extraction.templates import TemplateLearner
 from crawler.layout import (
     basename,
@@ -54,7 +54,9 @@ def reextract_crawls(store: ArchiveStore, manifests: list[dict[str, Any]], confi
     """Write each crawl's next text version, one crawl after the other, in `workers` extraction
     processes (default: one per CPU); each crawl's result as soon as its version is committed."""
     spool = default_spool_dir(config.archive, archive_uri)
-    with ExtractionPool(workers or os.cpu_count() or 1) as pool:
+    timeout = max((o.crawl.extract_timeout for o in config.outlets),
+                  default=config.crawl.extract_timeout)
+    with OrderedPool(workers or os.cpu_count() or 1, timeout) as pool:
         for manifest in manifests:
             yield reextract_crawl(store, manifest, config, pool, spool)
 
@@ -81,7 +83,7 @@ class CrawlResult:
 
 
 def reextract_crawl(store: ArchiveStore, manifest: dict[str, Any], config: Config,
-                    pool: ExtractionPool, spool: Path) -> CrawlResult:
+                    pool: OrderedPool, spool: Path) -> CrawlResult:
     """Write the crawl's next text version; its manifest goes last, after every shard."""
     crawl_id = manifest["crawl_id"]
     version = max(text_versions(store, crawl_id), default=1) + 1
@@ -239,14 +241,15 @@ def _extract(page: Page, templates: Collection[int]) -> dict[str, Any] | None:
                             listed_date=page.page.get("listed_date"))
 
 
-class ExtractionPool:
-    """Process pool fed in order with a bounded number of pages in flight (flat memory)."""
+class OrderedPool:
+    """The extraction pool fed in order with a bounded number of pages in flight (flat memory);
+    a broken pool is replaced and its pages tried again, a page over `timeout` s stopped."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, timeout: float) -> None:
         self.workers = workers
-        self.executor = extraction_pool(workers)
+        self.executor = ExtractionPool(workers, timeout)
 
-    def __enter__(self) -> ExtractionPool:
+    def __enter__(self) -> OrderedPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -267,7 +270,8 @@ class ExtractionPool:
 
 
 def _outcome(page: Page, future: Future) -> tuple[Page, dict[str, Any] | None]:
-    """As in the crawl, a page whose extraction fails is a page without text, not a stop."""
+    """As in the crawl, a page whose extraction fails is a page without text, not a stop; a
+    pool that broke under the page on every try stops the version (nothing is committed)."""
     try:
         return page, future.result()
     except BrokenProcessPool:

@@ -200,6 +200,19 @@ def merge_earlier_journals(store: ArchiveStore, spool: Path, running: str) -> No
             merge_pending_state(store, job_file.parent)
 
 
+def article_state(url: str, outlet: str, text: dict[str, Any] | None = None, *,
+                  extracted: bool = True) -> dict[str, Any]:
+    """What an article's entry learns from its extraction: it is an article, its latest text
+    (when the capture gave a new one), and ``needs_text`` when its capture has no text record
+    because the extraction failed or the record was not written: such an entry stays due, and
+    its next check fetches it in full (no validators, no revisit) to extract it again."""
+    update: dict[str, Any] = {"url": url, "outlet": outlet, "article": True,
+                              "needs_text": not extracted}
+    if text:
+        update["text"] = text
+    return update
+
+
 def next_check(entry: dict[str, Any], intervals: Iterable[int]) -> datetime | None:
     """When an archived article is next due for a re-check: the first point of the decaying
     schedule (``first_seen`` + each interval) after its last check; None once all have passed."""
@@ -213,14 +226,20 @@ def next_check(entry: dict[str, Any], intervals: Iterable[int]) -> datetime | No
 
 def recheck_due(entry: dict[str, Any], intervals: Iterable[int],
                 now: datetime | None = None) -> bool:
-    """An archived article is due for a re-check (its next point in `intervals` has passed)."""
+    """An archived article is due for a re-check (its next point in `intervals` has passed, or
+    its latest capture still needs its text)."""
+    if entry.get("needs_text"):
+        return True
     due = next_check(entry, intervals)
     return due is not None and due <= (now or datetime.now(UTC))
 
 
 def conditional_headers(entry: dict[str, Any]) -> dict[str, str]:
-    """If-None-Match / If-Modified-Since from the validators of the archived capture."""
-    headers = {}
+    """If-None-Match / If-Modified-Since from the validators of the archived capture (none for
+    one that needs its text: a 304 has no page to extract)."""
+    headers: dict[str, str] = {}
+    if entry.get("needs_text"):
+        return headers
     if entry.get("etag"):
         headers["If-None-Match"] = entry["etag"]
     if entry.get("last_modified"):
