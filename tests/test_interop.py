@@ -1,15 +1,19 @@
 """The archive read by third-party tools: an exported WACZ opens in ReplayWeb.page (its embed,
-in headless Chromium) and replays an archived article."""
+in headless Chromium) and replays an archived article; revisit records say what the WARC spec
+asks and warcio and pywb still read them."""
 
 from __future__ import annotations
 
 import base64
 import fcntl
+import gzip
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +24,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXPECTED, ROOT, Outlet, crawl_local, run_cli
-from tests.test_replay import CHROMIUM_FLAGS
+from crawler.capture.writer import REVISIT_IDENTICAL, REVISIT_NOT_MODIFIED
+from tests.conftest import EXPECTED, ROOT, Outlet, crawl_local, run_cli, write_config
+from tests.test_crawl_local import warc_records
+from tests.test_replay import ACCEPT, CHROMIUM_FLAGS, fetch, start_replay
 
 REPLAYWEBPAGE = ROOT / ".replaywebpage" / "package"  # scripts/dev.sh setup_replay unpacks it
 REPLAY_DEADLINE = 60.0
@@ -148,7 +154,15 @@ class DevTools:
 
 @pytest.fixture(scope="module")
 def crawl(outlet: Outlet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return crawl_local(outlet, tmp_path_factory.mktemp("interop"))
+    """A crawl of the fixture outlet, then a second one that re-checks every article: its
+    unchanged pages are revisit records (identical payload, or a 304)."""
+    first = crawl_local(outlet, work := tmp_path_factory.mktemp("interop"))
+    recheck = run_cli("crawl", "-c", str(write_config(work / "outlets.toml", outlet.url,
+                                                      str(first["archive"]))),
+                      "--job", "recheck", "--recheck")
+    assert recheck.returncode == 0, recheck.stderr + recheck.stdout
+    (second,) = first["archive"].glob("crawls/recheck-*")
+    return first | {"recheck": second}
 
 
 @pytest.fixture
@@ -200,4 +214,34 @@ def test_wacz_replays_in_replaywebpage(site: tuple[str, Path], outlet: Outlet,
         browser.close()
     replayed = next(frame for frame, text in texts.items() if sentence in text)
     assert replayed.startswith(f"{base}/replay/") and replayed.endswith(url), replayed
+
+
+def test_identical_payload_revisits_declare_their_truncation(crawl: dict[str, Any],
+                                                             outlet: Outlet,
+                                                             tmp_path: Path) -> None:
+    """WARC 1.1 6.7.2: "A WARC-Truncated header with reason 'length' shall be used for any
+    identical-digest truncation"; a 304's revisit truncates nothing."""
+    (warc,) = crawl["recheck"].glob("warc/*.warc.gz")
+    revisits = [r for r in warc_records(warc) if r["type"] == "revisit"]
+    profiles = {r["headers"].get_header("WARC-Profile") for r in revisits}
+    assert profiles == {REVISIT_IDENTICAL, REVISIT_NOT_MODIFIED}
+    for record in revisits:
+        identical = record["headers"].get_header("WARC-Profile") == REVISIT_IDENTICAL
+        assert record["headers"].get_header("WARC-Truncated") == \
+            ("length" if identical else None), record["uri"]
+    checked = subprocess.run([str(Path(sys.executable).parent / "warcio"), "check", "-v",
+                              str(warc)], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # pywb replays an identical-payload revisit with its original's bytes
+    home = next(r for r in revisits if r["uri"] == outlet.url)
+    assert home["headers"].get_header("WARC-Profile") == REVISIT_IDENTICAL
+    timestamp = re.sub(r"\D", "", home["headers"].get_header("WARC-Date"))[:14]
+    replay = start_replay("--archive", str(crawl["archive"]), log=tmp_path / "replay.log")
+    try:
+        status, headers, body = fetch(f"{replay.url}/archive/{timestamp}id_/{home['uri']}",
+                                      ACCEPT)
+    finally:
+        assert replay.stop(signal.SIGTERM) == 0, replay.output()
+    assert status == 200, body[:300]
+    assert gzip.decompress(body) == (outlet.root / "index.html").read_bytes()
 
