@@ -1,6 +1,6 @@
 """The archive read by third-party tools: an exported WACZ opens in ReplayWeb.page (its embed,
 in headless Chromium) and replays an archived article; revisit records say what the WARC spec
-asks and warcio and pywb still read them."""
+asks and warcio and pywb still read them; `setup-replay` installs the pywb `replay` runs."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import pytest
 from crawler.capture.writer import REVISIT_IDENTICAL, REVISIT_NOT_MODIFIED
 from tests.conftest import EXPECTED, ROOT, Outlet, crawl_local, run_cli, write_config
 from tests.test_crawl_local import warc_records
-from tests.test_replay import ACCEPT, CHROMIUM_FLAGS, fetch, start_replay
+from tests.test_replay import ACCEPT, CHROMIUM_FLAGS, fetch, home_rows, start_replay
 
 REPLAYWEBPAGE = ROOT / ".replaywebpage" / "package"  # scripts/dev.sh setup_replay unpacks it
 REPLAY_DEADLINE = 60.0
@@ -245,3 +245,26 @@ def test_identical_payload_revisits_declare_their_truncation(crawl: dict[str, An
     assert status == 200, body[:300]
     assert gzip.decompress(body) == (outlet.root / "index.html").read_bytes()
 
+
+def test_setup_replay_installs_the_pywb_replay_uses(crawl: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    """A user without a checkout: pywb in $XDG_DATA_HOME/newsarchive/pywb-venv."""
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    wayback = tmp_path / "data" / "newsarchive" / "pywb-venv" / "bin" / "wayback"
+    setup = run_cli("setup-replay", env=env, timeout=600)
+    assert setup.returncode == 0, setup.stderr[-3000:] + setup.stdout[-3000:]
+    assert str(wayback) in setup.stdout
+    replay = start_replay("--archive", str(crawl["archive"]), log=tmp_path / "replay.log",
+                          env=env)
+    try:
+        command = Path(f"/proc/{replay.pywb_pid}/cmdline").read_bytes().split(b"\0")
+        assert str(wayback).encode() in command, command
+        assert home_rows(replay)
+    finally:
+        assert replay.stop(signal.SIGTERM) == 0, replay.output()
+
+
+def test_replay_without_pywb_names_the_command_that_installs_it(tmp_path: Path) -> None:
+    missing = run_cli("replay", "--archive", str(tmp_path), "--pywb", str(tmp_path / "wayback"))
+    assert missing.returncode == 1
+    assert "`newsarchive setup-replay` installs it" in missing.stderr, missing.stderr
