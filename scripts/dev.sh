@@ -37,7 +37,11 @@ setup() {
 
 # `newsarchive replay` runs pywb from its own virtualenv: pywb 2.10 pins old redis, werkzeug and
 # pyOpenSSL and brings brotlipy, which break Scrapy. boto3 lets it read captures from S3.
-# Debian's chromium is the browser the replay tests drive.
+# Debian's chromium is the browser the replay tests drive; ReplayWeb.page (its built ui.js and
+# sw.js, unpacked in .replaywebpage/package) is the player they open exported WACZs in. Its npm
+# package is unpacked, not installed: the built files need none of its dependencies.
+REPLAYWEBPAGE_VERSION=2.5.3
+
 setup_replay() {
     if ! .venv-pywb/bin/python -c 'import boto3, importlib.metadata as m
 assert m.version("pywb").startswith("2.10.")' 2>/dev/null; then
@@ -46,6 +50,14 @@ assert m.version("pywb").startswith("2.10.")' 2>/dev/null; then
         .venv-pywb/bin/python -m pip install -q "pywb>=2.10,<2.11" boto3
     fi
     apt_install chromium
+    if ! grep -qs "\"version\": \"$REPLAYWEBPAGE_VERSION\"" .replaywebpage/package/package.json
+    then
+        command -v npm >/dev/null || apt_install npm
+        rm -rf .replaywebpage && mkdir .replaywebpage
+        npm pack --silent --pack-destination .replaywebpage \
+            "replaywebpage@$REPLAYWEBPAGE_VERSION" >/dev/null
+        tar -xzf ".replaywebpage/replaywebpage-$REPLAYWEBPAGE_VERSION.tgz" -C .replaywebpage
+    fi
 }
 
 case "${1:-}" in

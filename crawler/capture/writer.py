@@ -105,7 +105,9 @@ class CaptureWriter:
                         ("WARC-Refers-To", previous["record_id"]),
                         ("WARC-Refers-To-Target-URI", previous["url"]),
                         ("WARC-Refers-To-Date", previous["captured_at"]),
-                        ("WARC-Payload-Digest", previous["digest"])),
+                        ("WARC-Payload-Digest", previous["digest"]),
+                        # WARC 1.1 6.7.2: an identical-digest revisit's block is the head only
+                        ("WARC-Truncated", "length" if profile == REVISIT_IDENTICAL else None)),
                 (ex.response_head,), content_type="application/http; msgtype=response")
             response = replace(response, payload_digest=previous["digest"], profile=profile)
             shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1

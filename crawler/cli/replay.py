@@ -1,5 +1,5 @@
-"""`newsarchive replay`: the archive's captures in a browser, served by pywb
-(crawler.readers.replay)."""
+"""`newsarchive replay`: the archive's captures in a browser, served by pywb; `newsarchive
+setup-replay`: pywb installed for it (crawler.readers.replay)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import argparse
 
 from crawler.cli.main import EXIT_OK
 from crawler.config import load_config
-from crawler.readers.replay import COLLECTION, PYWB_VENV, Serving, find_wayback, serve
+from crawler.readers.replay import (
+    COLLECTION,
+    PYWB_VENV,
+    Serving,
+    find_wayback,
+    serve,
+    setup_pywb,
+    user_pywb_venv,
+)
 from crawler.store.backends import open_store
 
 
@@ -18,9 +26,14 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     replay.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     replay.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
-    replay.add_argument("--pywb", help=f"pywb's `wayback` program (default: {PYWB_VENV}/bin/"
-                        "wayback beside this installation's virtualenv, then $PATH)")
+    replay.add_argument("--pywb", help="pywb's `wayback` program (default: the one "
+                        f"setup-replay installed, then {PYWB_VENV}/bin/wayback beside this "
+                        "installation's virtualenv, then $PATH)")
     replay.set_defaults(func=cmd_replay)
+    setup = subparsers.add_parser(
+        "setup-replay", parents=[common], help="install pywb for `replay` in its own virtualenv "
+                             "($XDG_DATA_HOME/newsarchive/pywb-venv)")
+    setup.set_defaults(func=cmd_setup_replay)
 
 
 def _port(value: str) -> int:
@@ -45,4 +58,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
               f"Ctrl-C stops", flush=True)
 
     serve(store, config.archive, wayback, args.host, args.port, ready)
+    return EXIT_OK
+
+
+def cmd_setup_replay(args: argparse.Namespace) -> int:
+    wayback = setup_pywb(user_pywb_venv())
+    print(f"pywb installed: {wayback} (`newsarchive replay` uses it)")
     return EXIT_OK

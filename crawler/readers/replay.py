@@ -1,12 +1,13 @@
 """The archive's captures in a browser, served by pywb (`newsarchive replay`).
 
-pywb pins libraries that break Scrapy, so it lives in its own virtualenv (``.venv-pywb``, made
-by ``scripts/dev.sh setup``) and runs here as a subprocess. Its working directory is a temporary
-one holding what pywb reads from local disk: a ``config.yaml`` with one collection, ``archive``;
-one sorted CDXJ index merged from the completed crawls' indexes; and the home page templates,
-which list the archived articles. The WARCs stay where they are: pywb reads each capture with a
-ranged read of the local file or a ranged GET on the bucket (its ``S3Loader``, given the
-endpoint and credentials through the standard ``AWS_*`` environment variables).
+pywb pins libraries that break Scrapy, so it lives in its own virtualenv (the user's, made by
+`newsarchive setup-replay`, or ``.venv-pywb``, made by ``scripts/dev.sh setup`` in a checkout)
+and runs here as a subprocess. Its working directory is a temporary one holding what pywb reads
+from local disk: a ``config.yaml`` with one collection, ``archive``; one sorted CDXJ index merged
+from the completed crawls' indexes; and the home page templates, which list the archived
+articles. The WARCs stay where they are: pywb reads each capture with a ranged read of the local
+file or a ranged GET on the bucket (its ``S3Loader``, given the endpoint and credentials through
+the standard ``AWS_*`` environment variables).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from crawler.store.backends import ArchiveStore, s3_client_env
 COLLECTION = "archive"
 TEMPLATES = Path(__file__).parent / "replay_templates"
 PYWB_VENV = ".venv-pywb"
+PYWB_REQUIREMENTS = ("pywb>=2.10,<2.11", "boto3")  # boto3: pywb reads captures from S3
 MERGE_FAN_IN = 256  # index files open at once while merging
 READY_TIMEOUT = 60.0
 
@@ -96,19 +98,46 @@ def serve(store: ArchiveStore, archive: ArchiveConfig, wayback: str, host: str, 
 
 
 def find_wayback(explicit: str | None = None) -> str:
-    """pywb's server program: the one asked for, else the pywb virtualenv beside the running
-    one (``.venv`` -> ``.venv-pywb``) or in this checkout, else ``wayback`` on $PATH."""
+    """pywb's server program: the one asked for, else the user's pywb virtualenv (made by
+    `setup-replay`), the one beside the running virtualenv (``.venv`` -> ``.venv-pywb``) or in
+    this checkout, else ``wayback`` on $PATH."""
     if explicit:
         candidates = [explicit]
     else:
-        candidates = [str(Path(sys.prefix).parent / PYWB_VENV / "bin" / "wayback"),
-                      str(Path(__file__).resolve().parents[2] / PYWB_VENV / "bin" / "wayback"),
+        candidates = [str(_wayback(user_pywb_venv())),
+                      str(_wayback(Path(sys.prefix).parent / PYWB_VENV)),
+                      str(_wayback(Path(__file__).resolve().parents[2] / PYWB_VENV)),
                       shutil.which("wayback") or ""]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise UsageError(f"pywb not found (looked for {', '.join(c for c in candidates if c)}); "
-                     f"`scripts/dev.sh setup` installs it in {PYWB_VENV}, or pass --pywb")
+                     "`newsarchive setup-replay` installs it, or pass --pywb")
+
+
+def user_pywb_venv() -> Path:
+    """The user's pywb virtualenv: ``$XDG_DATA_HOME/newsarchive/pywb-venv``, by default under
+    ``~/.local/share`` (the XDG base directory rules: a relative $XDG_DATA_HOME is ignored)."""
+    data = os.environ.get("XDG_DATA_HOME", "")
+    root = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
+    return root / "newsarchive" / "pywb-venv"
+
+
+def setup_pywb(venv: Path) -> Path:
+    """Create the pywb virtualenv `venv` (or update it) and install pywb into it; returns its
+    `wayback`. For an installation without a checkout, where scripts/dev.sh is not at hand."""
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install",
+                        "--disable-pip-version-check", *PYWB_REQUIREMENTS], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise UsageError(f"setting up pywb in {venv} failed ({exc}); its output is above"
+                         ) from None
+    return _wayback(venv)
+
+
+def _wayback(venv: Path) -> Path:
+    return venv / "bin" / "wayback"
 
 
 def build_index(store: ArchiveStore, manifests: Iterable[dict[str, Any]], out: Path) -> int:

@@ -6,6 +6,11 @@ relative to ``archive/`` (``indexes/index.cdxj``), the articles with their extra
 (``pages/pages.jsonl``), and ``datapackage.json`` with every file's sha256 and size, itself
 digested in ``datapackage-digest.json``. Everything is streamed: WARCs go from the store into
 the zip in chunks, the per-WARC indexes are merged line by line.
+
+Every entry's size is known before it is written (a WARC's from the manifest; the index and the
+pages are first written to a temporary file), so an entry gets ZIP64 fields only when its size
+needs them, in its local header and the central directory alike: ReplayWeb.page takes an entry
+without extra fields in the central directory to have none in its local header either.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -39,8 +44,9 @@ def export_wacz(store: ArchiveStore, manifest: dict[str, Any], output: Path,
     partial = output.with_name(output.name + ".part")
     stamp = _zip_time(manifest.get("ended") or manifest["started"])
     try:
-        with zipfile.ZipFile(partial, "w", allowZip64=True) as zf:
-            package = _Package(zf, stamp)
+        with zipfile.ZipFile(partial, "w", allowZip64=True) as zf, \
+                tempfile.TemporaryDirectory(prefix="wacz-") as work:
+            package = _Package(zf, stamp, Path(work))
             warcs = [e for e in manifest["files"] if e["kind"] == "warc"]
             names = {e["key"]: e["key"].rsplit("/", 1)[-1] for e in warcs}
             for entry in warcs:
@@ -60,34 +66,40 @@ def export_wacz(store: ArchiveStore, manifest: dict[str, Any], output: Path,
 class _Package:
     """Entries written into the zip, each hashed on the way in for datapackage.json."""
 
-    def __init__(self, zf: zipfile.ZipFile, stamp: tuple[int, ...]) -> None:
+    def __init__(self, zf: zipfile.ZipFile, stamp: tuple[int, ...], work: Path) -> None:
         self.zf = zf
         self.stamp = stamp
+        self.work = work
         self.resources: list[dict[str, Any]] = []
 
-    @contextmanager
-    def entry(self, path: str, compress: int = zipfile.ZIP_DEFLATED
-              ) -> Iterator[Callable[[bytes], None]]:
-        info = zipfile.ZipInfo(path, date_time=self.stamp)  # type: ignore[arg-type]
-        info.compress_type = compress
-        digest, size = hashlib.sha256(), 0
-        with self.zf.open(info, "w", force_zip64=True) as dst:
-            def write(data: bytes) -> None:
-                nonlocal size
-                dst.write(data)
-                digest.update(data)
-                size += len(data)
-
-            yield write
+    def add(self, path: str, size: int, chunks: Iterable[bytes],
+            compress: int = zipfile.ZIP_DEFLATED) -> None:
+        """An entry of `size` bytes, written chunk by chunk; with ZIP64 fields only when the size
+        needs them (not zipfile's guess, which allows for deflate growing data by 5%)."""
+        info = self._info(path, compress)
+        digest, written = hashlib.sha256(), 0
+        with self.zf.open(info, "w", force_zip64=size > zipfile.ZIP64_LIMIT) as dst:
+            for chunk in chunks:
+                dst.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
         self.resources.append({"name": _resource_name(path), "path": path,
-                               "hash": f"sha256:{digest.hexdigest()}", "bytes": size})
+                               "hash": f"sha256:{digest.hexdigest()}", "bytes": written})
+
+    @contextmanager
+    def entry(self, path: str) -> Iterator[Callable[[bytes], None]]:
+        """A deflated entry of a size not known in advance: written to a temporary file first."""
+        spooled = self.work / "entry"
+        with open(spooled, "wb") as out:
+            yield out.write
+        with open(spooled, "rb") as src:
+            self.add(path, spooled.stat().st_size, _chunks(src))
+        spooled.unlink()
 
     def copy_warc(self, store: ArchiveStore, entry: dict[str, Any], name: str) -> None:
         """A WARC, byte for byte and stored (not deflated), checked against the manifest."""
-        with self.entry(f"archive/{name}", zipfile.ZIP_STORED) as write, \
-                store.open(entry["key"]) as src:
-            while chunk := src.read(_CHUNK):
-                write(chunk)
+        with store.open(entry["key"]) as src:
+            self.add(f"archive/{name}", entry["size"], _chunks(src), zipfile.ZIP_STORED)
         copied = self.resources[-1]
         if copied["bytes"] != entry["size"] or copied["hash"] != f"sha256:{entry['sha256']}":
             raise ArchiveError(f"{entry['key']} differs from its manifest entry (size or "
@@ -96,20 +108,17 @@ class _Package:
     def index(self, store: ArchiveStore, indexes: list[dict[str, Any]],
               names: dict[str, str]) -> int:
         """One sorted CDXJ of every WARC, ``filename`` relative to ``archive/``."""
-        lines = 0
-        with tempfile.TemporaryDirectory(prefix="wacz-index-") as work, \
-                self.entry("indexes/index.cdxj") as write:
+        parts = self.work / "indexes"
+        parts.mkdir()
+        with self.entry("indexes/index.cdxj") as write, ExitStack() as stack:
             files: list[IO[bytes]] = []
-            try:
-                for number, entry in enumerate(indexes):
-                    local = Path(work) / f"{number}.cdxj"
-                    with store.open(entry["key"]) as src, open(local, "wb") as dst:
-                        shutil.copyfileobj(src, dst, _CHUNK)
-                    files.append(open(local, "rb"))
-                lines = merge_lines([_relative(f, names) for f in files], write)
-            finally:
-                for f in files:
-                    f.close()
+            for number, entry in enumerate(indexes):
+                local = parts / f"{number}.cdxj"
+                with store.open(entry["key"]) as src, open(local, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+                files.append(stack.enter_context(open(local, "rb")))
+            lines = merge_lines([_relative(f, names) for f in files], write)
+        shutil.rmtree(parts)
         return lines
 
     def pages(self, records: Iterable[dict[str, Any]], title: str) -> int:
@@ -143,10 +152,15 @@ class _Package:
         self.zf.writestr(self._info("datapackage-digest.json"),
                          json.dumps(digest, indent=1).encode("utf-8"))
 
-    def _info(self, path: str) -> zipfile.ZipInfo:
+    def _info(self, path: str, compress: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipInfo:
         info = zipfile.ZipInfo(path, date_time=self.stamp)  # type: ignore[arg-type]
-        info.compress_type = zipfile.ZIP_DEFLATED
+        info.compress_type = compress
         return info
+
+
+def _chunks(src: IO[bytes]) -> Iterator[bytes]:
+    while chunk := src.read(_CHUNK):
+        yield chunk
 
 
 def _relative(lines: Iterable[bytes], names: dict[str, str]) -> Iterator[bytes]:
