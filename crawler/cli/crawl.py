@@ -171,7 +171,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         for c in crawls:
             print(json.dumps({"crawl_id": c.crawl_id, "complete": c.manifest is not None,
-                              "objects": c.objects, "bytes": c.size,
+                              "broken": c.broken, "objects": c.objects, "bytes": c.size,
                               "counts": (c.manifest or {}).get("counts", {})}))
         return EXIT_OK
     if not crawls:
@@ -181,10 +181,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for c in crawls:
         m = c.manifest or {}
         counts = m.get("counts", {})
-        print(f"{c.crawl_id:<40} {'complete' if m else 'INCOMPLETE':<10} "
+        status = "complete" if m else "BROKEN" if c.broken else "INCOMPLETE"
+        print(f"{c.crawl_id:<40} {status:<10} "
               f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
               f"{c.size / 1e6:>8.2f}MB  {', '.join(m.get('outlets', []))}")
-    if any(c.manifest is None for c in crawls):
+    for c in crawls:
+        if c.broken:
+            print(f"BROKEN: {c.broken}; readers skip crawl {c.crawl_id}")
+    if any(c.manifest is None and not c.broken for c in crawls):
         print("INCOMPLETE: still running, or interrupted; `newsarchive crawl --resume CRAWL_ID` "
               "on the machine that ran it completes an interrupted crawl")
     print_last_runs(store, sys.stdout)
