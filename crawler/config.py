@@ -22,7 +22,7 @@ _CONTACT = re.compile(r"https?://\S+|\S+@\S+\.\w+")
 # A name becomes a path segment and a command-line argument (the scheduler runs
 # `newsarchive crawl NAME`): never a leading '-', never a newline (hence fullmatch, not `$`).
 OUTLET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-NAME_RULE = "must be a-z, 0-9, '_' and '-', starting with a letter or digit"
+NAME_RULE = "must match [a-z0-9][a-z0-9_-]* (a-z, 0-9, '_', '-'; a letter or digit first)"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
 
