@@ -77,16 +77,30 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def crawl_exit_code(result: dict[str, Any]) -> int:
-    """What a crawl exits with: failed if it never committed, spooled if files stay behind."""
-    return EXIT_FAILED if not result else EXIT_SPOOLED if result.get("spooled") else EXIT_OK
+    """What a crawl exits with: failed if it never committed or a write error stopped it,
+    spooled if files stay behind."""
+    if not result or result.get("write_failure"):
+        return EXIT_FAILED
+    return EXIT_SPOOLED if result.get("spooled") else EXIT_OK
 
 
 def crawl_and_report(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdout) -> int:
     """Run one crawl job to the end and print its summary; the exit code says how it went."""
     outcome = run_crawl(job, log_level, exit_code=crawl_exit_code)
+    run = outcome.run
+    failure = run.failure if run else None
     if not outcome.result:
+        if run and failure:
+            raise NewsarchiveError(
+                f"{failure}: crawl {job.crawl_id} stopped, nothing committed, "
+                f"{len(run.delivery.files)} finished file(s) kept in {run.spool.root}; free "
+                f"space, then `newsarchive crawl --resume {job.crawl_id}` completes it")
         raise NewsarchiveError(f"crawl {job.crawl_id} did not finish; see the log above")
     _print_summary(outcome.run, outcome.stats, outcome.result, out)
+    if failure:
+        raise NewsarchiveError(
+            f"{failure}: crawl {job.crawl_id} stopped; its {len(outcome.result['files'])} "
+            f"file(s) are committed, the next crawl fetches what it did not reach")
     return crawl_exit_code(outcome.result)
 
 
