@@ -19,7 +19,10 @@ from crawler.errors import ConfigError
 DEFAULT_CONFIG_NAME = "newsarchive.toml"
 DEFAULT_ARCHIVE_URI = "./archive"
 _CONTACT = re.compile(r"https?://\S+|\S+@\S+\.\w+")
-OUTLET_NAME = re.compile(r"^[a-z0-9_-]+$")
+# A name becomes a path segment and a command-line argument (the scheduler runs
+# `newsarchive crawl NAME`): never a leading '-', never a newline (hence fullmatch, not `$`).
+OUTLET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+NAME_RULE = "must match [a-z0-9][a-z0-9_-]* (a-z, 0-9, '_', '-'; a letter or digit first)"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
 
@@ -298,8 +301,8 @@ def _read_outlet(r: _Reader, data: Any, key: str, crawl: CrawlConfig) -> OutletC
     if "name" not in t:
         raise r.fail(f"{key}.name", "missing (every outlet needs a name)")
     name = r.string(t["name"], f"{key}.name")
-    if not OUTLET_NAME.match(name):
-        raise r.fail(f"{key}.name", f"{name!r} must match [a-z0-9_-]+")
+    if not OUTLET_NAME.fullmatch(name):
+        raise r.fail(f"{key}.name", f"{name!r} {NAME_RULE}")
     values: dict[str, Any] = {"name": name}
     for url_key in ("start_urls", "feeds", "sitemaps"):
         if url_key in t:

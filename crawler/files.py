@@ -23,3 +23,15 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all, and make it survive a power cut: a ``.part`` file,
+    fsynced, renamed, the directory fsynced (a rename alone can leave an empty file)."""
+    partial = path.with_name(path.name + ".part")
+    with open(partial, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+    fsync_dir(path.parent)

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.config import Config, OutletConfig
-from crawler.errors import ConfigError
+from crawler.config import NAME_RULE, OUTLET_NAME, Config, OutletConfig
+from crawler.errors import ConfigError, UsageError
 from crawler.layout import JOB_FILE, QUEUE_DIR, default_spool_dir, job_dir
 
 
@@ -40,7 +40,10 @@ class CrawlJob:
                archive_uri: str | None = None, name: str | None = None, *,
                overrides: dict[str, Any] | None = None, recheck: bool = False) -> CrawlJob:
         """Select outlets (all when none are named); the job is named after a lone outlet.
-        `overrides` replace crawl settings of every outlet (``--max-pages``, ``--since``)."""
+        `overrides` replace crawl settings of every outlet (``--max-pages``, ``--since``).
+        A job name is checked as outlet names are: it becomes the crawl id, a path and a key."""
+        if name and not OUTLET_NAME.fullmatch(name):
+            raise UsageError(f"job name {name!r} {NAME_RULE}")
         outlets = config.select(outlet_names)
         if overrides:
             outlets = tuple(replace(o, crawl=replace(o.crawl, **overrides)) for o in outlets)

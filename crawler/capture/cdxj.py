@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from surt import surt
+
+from crawler.files import fsync_dir
 
 
 def cdxj_line(
@@ -62,20 +65,27 @@ SORT_RUN_BYTES = 2 * 2**20
 
 
 def write_sorted(lines_path: Path, out_path: Path, run_bytes: int = SORT_RUN_BYTES) -> None:
-    """Sort an unsorted index into `out_path` (written to a ``.part`` file, then renamed), in
-    memory bounded by `run_bytes`."""
+    """Sort an unsorted index into `out_path` (written to a ``.part`` file, fsynced, then
+    renamed), in memory bounded by `run_bytes`. A failed write (a full disk) leaves no part."""
     partial = out_path.with_name(out_path.name + ".part")
-    with open(lines_path, "rb") as source, ExitStack() as runs:
-        sorted_runs: list[IO[bytes]] = []
-        while lines := source.readlines(run_bytes):
-            lines.sort()
-            run = runs.enter_context(tempfile.TemporaryFile(dir=out_path.parent))  # unlinked
-            run.writelines(lines)
-            run.seek(0)
-            sorted_runs.append(run)
-        with open(partial, "wb") as out:
-            merge_lines(sorted_runs, out.write)
+    try:
+        with open(lines_path, "rb") as source, ExitStack() as runs:
+            sorted_runs: list[IO[bytes]] = []
+            while lines := source.readlines(run_bytes):
+                lines.sort()
+                run = runs.enter_context(tempfile.TemporaryFile(dir=out_path.parent))
+                run.writelines(lines)
+                run.seek(0)
+                sorted_runs.append(run)
+            with open(partial, "wb") as out:
+                merge_lines(sorted_runs, out.write)
+                out.flush()
+                os.fsync(out.fileno())
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(out_path)
+    fsync_dir(out_path.parent)
 
 
 def merge_lines(sources: Iterable[Iterable[bytes]], write: Callable[[bytes], object]) -> int:

@@ -1,7 +1,8 @@
 """A text shard being written: the JSON lines of extracted articles beside a WARC, gzip-compressed
 (a sync point after each line, so a crash leaves every whole line readable), its sha256 and the
 statistics of its manifest entry computed on the way. Written as ``NAME.open``, renamed when
-closed, as WARC files are."""
+closed, as WARC files are. A line a full disk refused is cut off and the shard cannot go on
+(see ``GzipLines``): it stays ``.open``, with its whole lines, for ``crawl --resume``."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class TextShard:
 
     def add(self, record: dict[str, Any]) -> None:
         self._lines.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-        self.stats.add(record)
+        self.stats.add(record)  # only once the line is in the file
 
     def close(self) -> FileEntry:
         """Finish the gzip stream, fsync, rename: the shard is complete; its manifest entry."""

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from isal import isal_zlib
 
@@ -59,25 +60,43 @@ class WrittenRecord:
 
 
 class HashingFile:
-    """Write-through file wrapper that counts bytes and computes the file's sha256."""
+    """Write-through file that counts bytes and computes the file's sha256.
+
+    Unbuffered: every write reaches the OS at once (a killed crawl leaves whole records on disk,
+    but for the last one), and a write that fails (a full disk) can be undone to a `mark`, so
+    the file ends where its last whole record or line ended and its sha256 still matches."""
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, "xb")
+        self._file = open(path, "xb", buffering=0)
         self.sha256 = hashlib.sha256()
         self.position = 0
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        view = memoryview(data)
+        while view:  # an unbuffered write may take less than it is given
+            view = view[self._file.write(view):]
         self.sha256.update(data)
         self.position += len(data)
 
-    def flush(self) -> None:
-        self._file.flush()
+    def mark(self) -> tuple[int, Any]:
+        """Where the file ends now, to `rollback` to."""
+        return self.position, self.sha256.copy()
+
+    def rollback(self, mark: tuple[int, Any]) -> None:
+        """Cut what was written after `mark` (whole or in part)."""
+        self.position, digest = mark
+        self.sha256 = digest.copy()
+        os.ftruncate(self._file.fileno(), self.position)
+        self._file.seek(self.position)
 
     def close(self) -> None:
-        self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+    def discard(self) -> None:
+        """Close and remove a file that is of no use (nothing whole in it)."""
+        self._file.close()
+        Path(self._file.name).unlink(missing_ok=True)
 
 
 class WarcFile:
@@ -139,12 +158,23 @@ class WarcFile:
                 self._out.write(gz.compress(view[start : start + _CHUNK]))
         self._out.write(gz.compress(b"\r\n\r\n"))
         self._out.write(gz.flush())
-        self._out.flush()  # a killed crawl leaves whole records on disk, but for the last one
         return WrittenRecord(self.key, offset, self._out.position - offset, record_id,
                              payload_digest)
 
+    def mark(self) -> tuple[int, Any]:
+        """The end of the last whole record, for `rollback`."""
+        return self._out.mark()
+
+    def rollback(self, mark: tuple[int, Any]) -> None:
+        """Cut the records (or the part of one a failed write left) after `mark`."""
+        self._out.rollback(mark)
+
+    def discard(self) -> None:
+        self._out.discard()
+        self.closed = True
+
     def close(self) -> None:
-        """Flush, fsync and rename ``NAME.open`` to ``NAME``: from now on the file is complete."""
+        """Fsync and rename ``NAME.open`` to ``NAME``: from now on the file is complete."""
         if self.closed:
             return
         self._out.close()
@@ -154,20 +184,35 @@ class WarcFile:
 
 class GzipLines:
     """A gzip stream of lines, each flushed to the file as it is written (a sync point), so a
-    crash leaves every whole line readable; the stream is finished by `close`."""
+    crash leaves every whole line readable; the stream is finished by `close`.
+
+    A line that cannot be written (a full disk) is cut off the file, which then ends at the last
+    sync point; the compressor has taken the line in, so the stream cannot go on: every later
+    write or `close` fails again, and the file is left to repair (whole lines are kept)."""
 
     def __init__(self, out: HashingFile, level: int = COMPRESS_LEVEL) -> None:
         self._out = out
         self._gz = isal_zlib.compressobj(level, isal_zlib.DEFLATED, _GZIP_WBITS)
+        self._failed: OSError | None = None
 
     def write(self, line: bytes) -> None:
-        self._out.write(self._gz.compress(line))
-        self._out.write(self._gz.flush(isal_zlib.Z_SYNC_FLUSH))
-        self._out.flush()
+        self._write(self._gz.compress(line), self._gz.flush(isal_zlib.Z_SYNC_FLUSH))
 
     def close(self) -> None:
-        self._out.write(self._gz.flush())
+        self._write(self._gz.flush())
         self._out.close()
+
+    def _write(self, *parts: bytes) -> None:
+        if self._failed:
+            raise self._failed
+        mark = self._out.mark()
+        try:
+            for part in parts:
+                self._out.write(part)
+        except OSError as exc:
+            self._out.rollback(mark)
+            self._failed = exc
+            raise
 
 
 def warcinfo_fields(info: dict[str, str]) -> bytes:

@@ -5,6 +5,11 @@ writer thread, so records are written in order and never on the reactor), writes
 directory that mirrors archive keys, and hands each finished shard's files to ``on_finished``
 (which uploads them). A WARC is closed when it reaches its size; its index and text shard close
 with it once every text announced for it has arrived.
+
+A write that fails (a full disk) raises ``OSError`` and leaves every file at its last whole
+record: an exchange is written whole (response, request, index line) or cut off again, so the
+WARC's size and sha256 always describe whole records. A shard that cannot be finished is left
+as it is (``unfinished``) for ``crawl --resume`` to repair.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_line, timestamp14, write_sorted
 from crawler.capture.text_shard import TextShard
 from crawler.capture.warc import (
+    HashingFile,
     WarcFile,
     WrittenRecord,
     sha1_digest,
@@ -58,7 +64,7 @@ class _Shard:
     warc: WarcFile
     warcinfo_id: str
     index_unsorted: Path
-    index: IO[str]
+    index: HashingFile
     text: TextShard
     pending_texts: int = 0
     responses: int = 0
@@ -87,6 +93,7 @@ class CaptureWriter:
         self.serial = 0
         self._shard: _Shard | None = None
         self._closed: list[_Shard] = []
+        self.unfinished: list[str] = []  # shards a failed write left for repair
 
     def write_exchange(self, ex: Exchange) -> WrittenRecord:
         """The response as a full record, or as a revisit when the archive already holds its
@@ -98,6 +105,26 @@ class CaptureWriter:
         digest = sha1_digest(ex.response_body)
         previous = self.previous(ex.url) if ex.outlet else None
         profile = revisit_profile(ex, digest, previous)
+        marks = shard.warc.mark(), shard.index.mark()
+        try:
+            response = self._write_records(shard, ex, common, digest, profile, previous)
+        except OSError:
+            shard.warc.rollback(marks[0])
+            shard.index.rollback(marks[1])
+            raise
+        shard.responses += 1
+        if profile:
+            shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1
+        if ex.outlet and (profile or (ex.status == 200 and not ex.truncated)):
+            self.observe(state_update(ex, response, profile))
+        if shard.warc.size >= self.max_size:
+            self.rotate()
+        return response
+
+    def _write_records(self, shard: _Shard, ex: Exchange, common: list[tuple[str, str | None]],
+                       digest: str, profile: str | None, previous: dict[str, Any] | None
+                       ) -> WrittenRecord:
+        """The exchange's response (or revisit) and request records and its index line."""
         if profile and previous:
             response = shard.warc.write_record(
                 "revisit",
@@ -110,7 +137,6 @@ class CaptureWriter:
                         ("WARC-Truncated", "length" if profile == REVISIT_IDENTICAL else None)),
                 (ex.response_head,), content_type="application/http; msgtype=response")
             response = replace(response, payload_digest=previous["digest"], profile=profile)
-            shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1
         else:
             response = shard.warc.write_record(
                 "response",
@@ -129,12 +155,7 @@ class CaptureWriter:
                                     mime=REVISIT_MIME if profile else ex.mime,
                                     status=ex.status, digest=response.payload_digest or "",
                                     length=response.length, offset=response.offset,
-                                    filename=response.warc_key))
-        shard.responses += 1
-        if ex.outlet and (profile or (ex.status == 200 and not ex.truncated)):
-            self.observe(state_update(ex, response, profile))
-        if shard.warc.size >= self.max_size:
-            self.rotate()
+                                    filename=response.warc_key).encode("utf-8"))
         return response
 
     def begin_text(self, warc_key: str) -> str:
@@ -170,7 +191,7 @@ class CaptureWriter:
 
     def close(self) -> list[str]:
         """Close every shard, without the texts that never arrived; returns the names of shards
-        that missed some."""
+        that missed some. Raises ``OSError`` when a shard cannot be finished."""
         self.rotate()
         incomplete = []
         for shard in self._closed:
@@ -192,16 +213,21 @@ class CaptureWriter:
         self.serial += 1
         keys = shard_keys(self.crawl_id, basename)
         warc = WarcFile(self.root / keys["warc"], keys["warc"])
-        written = warc.write_record(
-            "warcinfo", [("WARC-Date", warc_date()),
-                         ("WARC-Filename", keys["warc"].rsplit("/", 1)[1])],
-            (warcinfo_fields(self.warcinfo),), content_type="application/warc-fields",
-            digests=False)
         index_unsorted = self.root / (keys["index"] + ".unsorted")
-        index_unsorted.parent.mkdir(parents=True, exist_ok=True)
-        return _Shard(basename, keys, warc, written.record_id, index_unsorted,
-                      open(index_unsorted, "w", encoding="utf-8"),
-                      TextShard(self.root / keys["text"], keys["text"]))
+        try:
+            written = warc.write_record(
+                "warcinfo", [("WARC-Date", warc_date()),
+                             ("WARC-Filename", keys["warc"].rsplit("/", 1)[1])],
+                (warcinfo_fields(self.warcinfo),), content_type="application/warc-fields",
+                digests=False)
+            index_unsorted.parent.mkdir(parents=True, exist_ok=True)
+            return _Shard(basename, keys, warc, written.record_id, index_unsorted,
+                          HashingFile(index_unsorted),
+                          TextShard(self.root / keys["text"], keys["text"]))
+        except OSError:  # a shard without a whole record is no shard
+            warc.discard()
+            index_unsorted.unlink(missing_ok=True)
+            raise
 
     def _shard_for(self, warc_key: str) -> _Shard | None:
         for shard in (self._shard, *self._closed):
@@ -212,7 +238,12 @@ class CaptureWriter:
     def _finish_ready(self) -> None:
         for shard in [s for s in self._closed if s.pending_texts == 0]:
             self._closed.remove(shard)
-            self.on_finished(self._finish(shard))
+            try:
+                entries = self._finish(shard)
+            except OSError:
+                self.unfinished.append(shard.basename)
+                raise
+            self.on_finished(entries)
 
     def _finish(self, shard: _Shard) -> list[FileEntry]:
         """Close the text shard and sort the index: the shard's three files are final."""

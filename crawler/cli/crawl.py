@@ -78,9 +78,10 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def crawl_exit_code(result: dict[str, Any], stats: dict[str, Any]) -> int:
-    """What a crawl exits with: failed if it never committed, spooled if files stay behind,
-    no text if some articles lost their text to a failed extraction."""
-    if not result:
+    """What a crawl exits with: failed if it never committed or a write error stopped it,
+    spooled if files stay behind, no text if some articles lost their text to a failed
+    extraction."""
+    if not result or result.get("write_failure"):
         return EXIT_FAILED
     if result.get("spooled"):
         return EXIT_SPOOLED
@@ -90,9 +91,20 @@ def crawl_exit_code(result: dict[str, Any], stats: dict[str, Any]) -> int:
 def crawl_and_report(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sys.stdout) -> int:
     """Run one crawl job to the end and print its summary; the exit code says how it went."""
     outcome = run_crawl(job, log_level, exit_code=crawl_exit_code)
+    run = outcome.run
+    failure = run.failure if run else None
     if not outcome.result:
+        if run and failure:
+            raise NewsarchiveError(
+                f"{failure}: crawl {job.crawl_id} stopped, nothing committed, "
+                f"{len(run.delivery.files)} finished file(s) kept in {run.spool.root}; free "
+                f"space, then `newsarchive crawl --resume {job.crawl_id}` completes it")
         raise NewsarchiveError(f"crawl {job.crawl_id} did not finish; see the log above")
     _print_summary(outcome.run, outcome.stats, outcome.result, out)
+    if failure:
+        raise NewsarchiveError(
+            f"{failure}: crawl {job.crawl_id} stopped; its {len(outcome.result['files'])} "
+            f"file(s) are committed, the next crawl fetches what it did not reach")
     return crawl_exit_code(outcome.result, outcome.stats)
 
 
@@ -183,7 +195,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         for c in crawls:
             print(json.dumps({"crawl_id": c.crawl_id, "complete": c.manifest is not None,
-                              "objects": c.objects, "bytes": c.size,
+                              "broken": c.broken, "objects": c.objects, "bytes": c.size,
                               "counts": (c.manifest or {}).get("counts", {})}))
         return EXIT_OK
     if not crawls:
@@ -193,10 +205,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for c in crawls:
         m = c.manifest or {}
         counts = m.get("counts", {})
-        print(f"{c.crawl_id:<40} {'complete' if m else 'INCOMPLETE':<10} "
+        status = "complete" if m else "BROKEN" if c.broken else "INCOMPLETE"
+        print(f"{c.crawl_id:<40} {status:<10} "
               f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
               f"{c.size / 1e6:>8.2f}MB  {', '.join(m.get('outlets', []))}")
-    if any(c.manifest is None for c in crawls):
+    for c in crawls:
+        if c.broken:
+            print(f"BROKEN: {c.broken}; readers skip crawl {c.crawl_id}")
+    if any(c.manifest is None and not c.broken for c in crawls):
         print("INCOMPLETE: still running, or interrupted; `newsarchive crawl --resume CRAWL_ID` "
               "on the machine that ran it completes an interrupted crawl")
     print_last_runs(store, sys.stdout)

@@ -6,10 +6,17 @@ resume middleware, progress, the spider) reach it with
 never on the reactor), uploads on the delivery's upload thread; this extension only hands work
 to them and wires the crawl's signals: the archive's state is read when the spider opens, the
 files are closed, delivered and committed when it closes.
+
+A write that fails (a full disk) stops the crawl: nothing new is captured (the exchanges in
+flight are dropped), the spider closes with reason ``disk_full`` (or ``write_error``), the files
+are closed at their last whole record and committed if they all verify; when something could not
+be finished (a text record, a shard), nothing is committed and ``crawl --resume`` repairs it.
+`failure` says what happened, in one line.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import platform
 import shutil
@@ -20,12 +27,13 @@ from typing import Any
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
-from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from crawler.capture.writer import CaptureWriter, Exchange
 from crawler.crawl.threads import run_in
+from crawler.errors import NewsarchiveError
 from crawler.job import CrawlJob
 from crawler.layout import JOURNAL_FILE, STATE_INDEX_FILE, default_spool_dir
 from crawler.records import SOFTWARE, FileEntry
@@ -60,6 +68,10 @@ class ArchivingExtension:
             observe=self.journal.write, on_finished=delivery.add)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="warc-writer")
         self.result: dict[str, Any] | None = None
+        self.crawler: Crawler | None = None
+        self.failure: str | None = None  # the write error that stopped the crawl
+        self._stop_reason: str | None = None
+        self._lost = False  # a text record or state update not written: no commit
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivingExtension:
@@ -72,6 +84,7 @@ class ArchivingExtension:
         max_size = crawler.settings.getint("NEWSARCHIVE_WARC_MAX_SIZE") or min(
             o.crawl.warc_max_size for o in job.outlets)
         ext = cls(job, delivery, max_size)
+        ext.crawler = crawler
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
@@ -101,8 +114,10 @@ class ArchivingExtension:
 
     def write_exchange(self, exchange: Exchange) -> Deferred:
         """Record an exchange (response, then request); fires with the response's
-        ``WrittenRecord``."""
-        return run_in(self._thread, self.writer.write_exchange, exchange)
+        ``WrittenRecord``, or fails with ``IgnoreRequest`` once a write has failed."""
+        d = run_in(self._thread, self._write_exchange, exchange)
+        d.addErrback(self._stop_on_failure)
+        return d
 
     def begin_text(self, warc_key: str) -> Deferred:
         """Announce a text record for a capture; fires with the text shard it will go to."""
@@ -112,7 +127,9 @@ class ArchivingExtension:
                  state: dict[str, Any] | None = None) -> Deferred:
         """Deliver an announced text record (None: no new text), and what the URL's state
         learns from it; fires with False when the record could not be written."""
-        return run_in(self._thread, self._add_text, text_key, record, state)
+        d = run_in(self._thread, self._add_text, text_key, record, state)
+        d.addBoth(self._stop_on_failure)
+        return d
 
     def adopt(self, entries: list[FileEntry], next_serial: int) -> Deferred:
         """A resumed crawl takes over the files its interrupted run finished (or its repair
@@ -120,11 +137,24 @@ class ArchivingExtension:
         return run_in(self._thread, self._adopt, entries, next_serial)
 
     async def spider_closed(self, spider: scrapy.Spider, reason: str) -> None:
-        """Close the last shard, wait for the uploads, then commit the manifest."""
+        """Close the last shard, wait for the uploads, then commit the manifest (not after a
+        write error that left something unfinished: ``--resume`` repairs it)."""
         try:
-            await maybe_deferred_to_future(run_in(self._thread, self._close))
-            self.result = await maybe_deferred_to_future(
-                run_in(self.delivery.thread, self.delivery.commit, reason))
+            try:
+                await maybe_deferred_to_future(run_in(self._thread, self._close))
+                if self._lost or self.writer.unfinished:
+                    return
+                self.result = await maybe_deferred_to_future(
+                    run_in(self.delivery.thread, self.delivery.commit, reason))
+            except OSError as exc:  # closing or committing met the full disk too
+                self._failed(exc)
+                return
+            except NewsarchiveError as exc:  # a file that does not verify
+                self.failure = self.failure or str(exc)
+                logger.error("%s", exc)
+                return
+            if self.failure:
+                self.result["write_failure"] = self.failure
             # committed: no resume, so neither the queue nor the state's local copy is needed
             shutil.rmtree(self.job.queue_dir, ignore_errors=True)
             self.state.path.unlink(missing_ok=True)
@@ -136,7 +166,32 @@ class ArchivingExtension:
             self._thread.shutdown(wait=False)
             self.delivery.thread.shutdown(wait=False)
 
+    def _stop_on_failure(self, result: Any) -> Any:
+        """After a write error, close the spider (once): the crawl takes no new work."""
+        if self.failure and self._stop_reason and self.crawler and self.crawler.engine:
+            reason, self._stop_reason = self._stop_reason, None
+            logger.error("%s: stopping the crawl", self.failure)
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
+        return result
+
     # ---------------------------------------------------------------- writer thread
+
+    def _failed(self, exc: OSError) -> None:
+        """The first write error is the crawl's: it says why the crawl stops."""
+        if self.failure:
+            return
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        self._stop_reason = "disk_full" if full else "write_error"
+        self.failure = (f"disk full writing to {self.spool.root}" if full
+                        else f"cannot write to {self.spool.root}: {exc.strerror or exc}")
+
+    def _write_exchange(self, exchange: Exchange) -> Any:
+        if not self.failure:
+            try:
+                return self.writer.write_exchange(exchange)
+            except OSError as exc:  # the files end at their last whole record
+                self._failed(exc)
+        raise IgnoreRequest(f"not captured: {self.failure}")
 
     def _add_text(self, text_key: str, record: dict[str, Any] | None,
                   state: dict[str, Any] | None) -> bool:
@@ -145,14 +200,23 @@ class ArchivingExtension:
         written = True
         try:
             self.writer.add_text(text_key, record)
+        except OSError as exc:  # a text (or a shard) left for --resume to complete
+            self._failed(exc)
+            self._lost = True
+            written = False
         except Exception:
             if record is None or state is None:
                 raise
             logger.exception("text record of %s not written", record["url"])
-            state = article_state(state["url"], state["outlet"], extracted=False)
             written = False
+        if state and not written:
+            state = article_state(state["url"], state["outlet"], extracted=False)
         if state:
-            self.journal.write(state)
+            try:
+                self.journal.write(state)
+            except OSError as exc:
+                self._failed(exc)
+                self._lost = True
         return written
 
     def _adopt(self, entries: list[FileEntry], next_serial: int) -> None:

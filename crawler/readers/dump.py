@@ -32,7 +32,7 @@ from crawler.readers.dump_formats import (
     Writer,
     document_day,
 )
-from crawler.readers.listing import list_crawls, read_lines, text_entries
+from crawler.readers.listing import committed, list_crawls, read_lines, text_entries
 from crawler.store.backends import ArchiveStore
 
 if TYPE_CHECKING:  # numpy is imported when a dump runs, not with every command
@@ -46,11 +46,11 @@ def complete_manifests(store: ArchiveStore, crawl_ids: list[str]) -> list[dict[s
     for crawl_id in crawl_ids:
         if crawl_id not in listings:
             raise UsageError(f"no crawl {crawl_id} in {store.uri}")
+        if listings[crawl_id].broken:
+            raise UsageError(f"crawl {crawl_id}: {listings[crawl_id].broken}: not dumped")
         if listings[crawl_id].manifest is None:
             raise UsageError(f"crawl {crawl_id} is incomplete (no manifest yet): not dumped")
-    wanted = set(crawl_ids)
-    return [c.manifest for c in listings.values()
-            if c.manifest is not None and (not wanted or c.crawl_id in wanted)]
+    return committed(listings.values(), crawl_ids)
 
 
 def _writer(fmt: str, output: Output, fields: tuple[str, ...] | None, uri: str,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from isal import isal_zlib
 
-from crawler.errors import StoreError
+from crawler.errors import ArchiveError, StoreError
 from crawler.layout import (
     CRAWLS,
     committed_text_version,
@@ -20,24 +21,33 @@ from crawler.layout import (
 )
 from crawler.store.backends import ArchiveStore
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CrawlListing:
     crawl_id: str
-    manifest: dict[str, Any] | None  # None: incomplete (no commit marker yet)
+    manifest: dict[str, Any] | None  # None: incomplete (no commit marker yet), or broken
     objects: int
     size: int
+    broken: str | None = None  # why its manifest cannot be read (empty, torn by a power cut)
 
 
 def list_crawls(store: ArchiveStore) -> list[CrawlListing]:
-    """Every crawl in the archive, complete or not, oldest first."""
+    """Every crawl in the archive, complete or not, oldest first. A crawl whose manifest cannot
+    be read is listed as broken, so that one bad file never hides the rest of the archive."""
     objects = _crawl_objects(store)
     listings = []
     for crawl_id in _oldest_first(objects):
         key = manifest_key(crawl_id)
-        manifest = read_json(store, key) if store.stat(key) else None
+        manifest, broken = None, None
+        if store.stat(key):
+            try:
+                manifest = read_json(store, key)
+            except ArchiveError as exc:
+                broken = str(exc)
         listings.append(CrawlListing(crawl_id, manifest, len(objects[crawl_id]),
-                                     sum(objects[crawl_id])))
+                                     sum(objects[crawl_id]), broken))
     return listings
 
 
@@ -61,16 +71,40 @@ def _oldest_first(crawl_ids: Iterable[str]) -> list[str]:
 
 
 def read_json(store: ArchiveStore, key: str) -> dict[str, Any]:
-    """A manifest (or another small JSON object) of the archive."""
+    """A manifest (or another small JSON object) of the archive; `ArchiveError` when it is not
+    a JSON object (empty, or torn)."""
     with store.open(key) as f:
-        return json.load(f)
+        data = f.read()
+    try:
+        value = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        what = "empty" if not data.strip() else f"not valid JSON ({exc})"
+        raise ArchiveError(f"{key}: {what}") from None
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{key}: not a JSON object")
+    return value
 
 
 def complete_crawls(store: ArchiveStore, crawl_ids: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """Manifests of the completed crawls (all, or those named); incomplete ones are ignored."""
+    """Manifests of the completed crawls (all, or those named); incomplete ones are ignored,
+    broken ones skipped with a warning."""
+    return committed(list_crawls(store), crawl_ids)
+
+
+def committed(listings: Iterable[CrawlListing], crawl_ids: Iterable[str] = ()
+              ) -> list[dict[str, Any]]:
+    """The manifests of the listed crawls that committed (all, or those named); a crawl whose
+    manifest is broken is skipped with a one-line warning."""
     wanted = set(crawl_ids)
-    return [c.manifest for c in list_crawls(store)
-            if c.manifest is not None and (not wanted or c.crawl_id in wanted)]
+    manifests = []
+    for c in listings:
+        if wanted and c.crawl_id not in wanted:
+            continue
+        if c.broken:
+            logger.warning("crawl %s skipped: its manifest is broken (%s)", c.crawl_id, c.broken)
+        elif c.manifest is not None:
+            manifests.append(c.manifest)
+    return manifests
 
 
 def text_entries(store: ArchiveStore, manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from crawler.config import ArchiveConfig
 from crawler.errors import PreconditionFailed, StoreError
-from crawler.files import fsync_dir
+from crawler.files import fsync_dir, write_durably
 
 
 @dataclass(frozen=True)
@@ -78,32 +78,39 @@ class LocalStore:
 
     def put_file(self, path: Path, key: str, sha256: str) -> ObjectInfo:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         try:
-            os.link(path, partial)  # same filesystem (the default spool): no copy
-        except FileExistsError:
-            partial.unlink()
-            os.link(path, partial)
-        except OSError:
-            with open(path, "rb") as src, open(partial, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-                dst.flush()
-                os.fsync(dst.fileno())
-        os.replace(partial, target)
-        fsync_dir(target.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._place(path, partial)
+            os.replace(partial, target)
+            fsync_dir(target.parent)
+        except OSError as exc:  # a full or read-only disk: the store refused, as S3 may
+            partial.unlink(missing_ok=True)
+            raise StoreError(f"write {target}: {exc.strerror or exc}") from exc
         return ObjectInfo(key, target.stat().st_size, sha256)
+
+    @staticmethod
+    def _place(path: Path, partial: Path) -> None:
+        """`path`'s bytes at `partial`, durably: a hard link on the same filesystem (the default
+        spool), else a copy."""
+        partial.unlink(missing_ok=True)  # left by an interrupted put
+        try:
+            os.link(path, partial)
+            return
+        except OSError:  # another filesystem
+            pass
+        with open(path, "rb") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
 
     def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        with open(partial, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, target)
-        fsync_dir(target.parent)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_durably(target, data)
+        except OSError as exc:  # a full or read-only disk: the store refused, as S3 may
+            raise StoreError(f"write {target}: {exc.strerror or exc}") from exc
         return ObjectInfo(key, len(data), hashlib.sha256(data).hexdigest())
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -152,8 +159,12 @@ class LocalStore:
         Writers serialise on a lock file under ``.locks/`` (hidden from ``list``); the object
         itself still appears by atomic rename, so readers never wait."""
         lock = self.root / ".locks" / (key + ".lock")
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock, "a") as held:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            held = open(lock, "a")
+        except OSError as exc:
+            raise StoreError(f"write {lock}: {exc.strerror or exc}") from exc
+        with held:
             fcntl.flock(held, fcntl.LOCK_EX)
             current = self.get_versioned(key)
             if (current[1] if current else None) != etag:

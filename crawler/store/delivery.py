@@ -4,6 +4,7 @@ Finished files are uploaded on one upload thread, in the order they were finishe
 manifest always follows its files. A file leaves the spool only once the store has confirmed it;
 when the store refuses, the files stay in the spool and the next run delivers them. Every
 finished file is also listed in the crawl's work directory, so a resumed crawl lists it too.
+The manifest is committed only when every file it lists verifies.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.errors import StoreError
+from crawler.errors import ArchiveError, NewsarchiveError
+from crawler.files import sha256_file, write_durably
 from crawler.job import CrawlJob
 from crawler.layout import FILES_FILE, crawl_prefix, manifest_key
 from crawler.records import FileEntry, crawl_manifest
@@ -66,7 +68,13 @@ class Delivery:
 
     def commit(self, reason: str) -> dict[str, Any]:
         """Write the manifest and upload it last (upload thread): the crawl is committed. Returns
-        the manifest with what stayed in the spool (``spooled``, ``upload_failure``)."""
+        the manifest with what stayed in the spool (``spooled``, ``upload_failure``).
+
+        Raises `ArchiveError`, and commits nothing, when a listed file does not verify."""
+        problems = self.unverified()
+        if problems:
+            raise ArchiveError(f"{len(problems)} file(s) do not match what the crawl wrote "
+                               f"({problems[0]}): nothing committed")
         job = self.job
         manifest = crawl_manifest(
             crawl_id=job.crawl_id, job=job.name, started=job.started, ended=datetime.now(UTC),
@@ -75,9 +83,7 @@ class Delivery:
         key = manifest_key(job.crawl_id)
         path = self.spool.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".part")
-        partial.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-        partial.replace(path)
+        write_durably(path, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
         self.uploads_pending += 1
         self._upload(key, None)
         prefix = crawl_prefix(job.crawl_id)
@@ -86,6 +92,20 @@ class Delivery:
         manifest["spooled"] = [k for k in self.spool.pending() if k.startswith(prefix + "/")]
         manifest["upload_failure"] = self.upload_failure
         return manifest
+
+    def unverified(self) -> list[str]:
+        """The listed files that do not verify. Those still in the spool are read again (size
+        and sha256); the others were checked when they left it (`Spool.deliver`)."""
+        problems = []
+        for entry in self.files:
+            path = self.spool.path(entry.key)
+            if not path.exists():
+                continue
+            size, sha256 = path.stat().st_size, sha256_file(path)
+            if (size, sha256) != (entry.size, entry.sha256):
+                problems.append(f"{entry.key}: {size} bytes, sha256 {sha256}; listed as "
+                                f"{entry.size} bytes, sha256 {entry.sha256}")
+        return problems
 
     def _count(self, entries: list[FileEntry]) -> None:
         self.files.extend(entries)
@@ -107,7 +127,7 @@ class Delivery:
             if self.upload_failure is None:
                 self.spool.deliver(self.store, key, sha256)
                 self.counts["uploaded_files"] += 1
-        except (StoreError, OSError) as exc:
+        except (NewsarchiveError, OSError) as exc:
             self.upload_failure = f"{key}: {exc}"
             logger.warning("upload failed, keeping files in the spool %s for the next run: %s",
                            self.spool.root, exc)

@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from crawler.errors import StoreError
+from crawler.errors import ArchiveError, StoreError
 from crawler.files import sha256_file
 from crawler.layout import (
     CRAWLS,
@@ -55,9 +55,16 @@ class Spool:
                       if p.relative_to(self.root).parts[0] not in LOCAL_DIRS)
 
     def deliver(self, store: ArchiveStore, key: str, sha256: str | None = None) -> ObjectInfo:
-        """Upload one spooled file; it is removed from the spool only once the store has it."""
+        """Upload one spooled file; it is removed from the spool only once the store has it.
+
+        Its sha256 is computed from the file here, and must be `sha256` (what the crawl's
+        manifest lists) when given: a file that does not verify never reaches the store."""
         path = self.path(key)
-        info = store.put_file(path, key, sha256 or sha256_file(path))
+        actual = sha256_file(path)
+        if sha256 and actual != sha256:
+            raise ArchiveError(f"{path}: sha256 {actual} is not the {sha256} its crawl wrote; "
+                               f"not uploaded")
+        info = store.put_file(path, key, actual)
         path.unlink()
         return info
 

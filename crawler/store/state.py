@@ -176,11 +176,12 @@ def load_index(store: ArchiveStore, path: Path, outlets: list[str]) -> StateInde
 
 def merge_pending_state(store: ArchiveStore, jobdir: Path) -> int | None:
     """Merge a committed crawl's journal into the archive's state, then drop its work directory
-    (what is left of it); None when the store refused (the journal waits for the next run)."""
+    (what is left of it); None when the store refused, or the local disk is full (the journal
+    waits for the next run)."""
     journal = jobdir / JOURNAL_FILE
     try:
         merged = merge_journal(store, journal)
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:
         logger.warning("state: %s not merged yet (%s); the next run retries", journal, exc)
         return None
     shutil.rmtree(jobdir, ignore_errors=True)
