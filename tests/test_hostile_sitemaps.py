@@ -63,7 +63,7 @@ def write_sitemap(path: Path, base: str, entries: int, prefix: str = "",
         out.write(b"</urlset>")
 
 
-def crawl(site: dict[str, Any], sitemaps: list[str]) -> dict[str, Any]:
+def crawl(site: dict[str, Any], sitemaps: list[str], outlet: str = "") -> dict[str, Any]:
     """`newsarchive crawl` of the outlet at most ARTICLES pages deep; its output, its peak RSS
     in MB and the URLs it archived as articles."""
     archive, config = site["tmp"] / "archive", site["tmp"] / "outlets.toml"
@@ -76,6 +76,7 @@ max_pages = {ARTICLES}
 [[outlets]]
 name = "hostile"
 sitemaps = {json.dumps([site["base"] + s for s in sitemaps])}
+{outlet}
 """)
     peak = site["tmp"] / "peak_rss"
     result = subprocess.run([sys.executable, "-c", _MEASURED, str(peak), NEWSARCHIVE, "crawl",
@@ -157,3 +158,18 @@ def test_elements_between_entries_do_not_pile_up(site: dict[str, Any]) -> None:
     result = crawl(site, ["/sitemap.xml.gz"])
     assert result["peak_mb"] < PEAK_RSS_MB, result["peak_mb"]
     assert sorted(result["articles"]) == site["articles"]
+
+
+def test_max_sitemap_entries_caps_feeds_too_and_is_checked(site: dict[str, Any]) -> None:
+    items = "".join(f"<item><link>{site['base']}{p}</link></item>" for p in site["articles"])
+    (site["root"] / "rss.xml").write_text(f"<rss><channel>{items}</channel></rss>")
+    result = crawl(site, [], f'feeds = ["{site["base"]}/rss.xml"]\nmax_sitemap_entries = 3')
+    assert sorted(result["articles"]) == site["articles"][:3]  # the first listed
+    assert skipped(result, "sitemap_cap") == ARTICLES - 3
+    config = site["tmp"] / "outlets.toml"
+    config.write_text(config.read_text().replace("max_sitemap_entries = 3",
+                                                 "max_sitemap_entries = 0"))
+    refused = subprocess.run([NEWSARCHIVE, "crawl", "-c", str(config)], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "outlets[0].max_sitemap_entries: must be at least 1, got 0" in refused.stderr
