@@ -77,6 +77,8 @@ class CrawlConfig:
     max_page_size: int = 20 * 1024 * 1024  # larger responses are cut off (after decoding too)
     allow_subdomains: bool = False
     max_query_variants: int = 50       # distinct query strings per path (trap guard)
+    # entries read per feed or sitemap (the sitemaps protocol's limit); those past it are counted
+    max_sitemap_entries: int = 50_000
     # re-check an archived article for edits this long after its first capture (seconds, each
     # point once; after the last, never): news is edited soon after publication, rarely later
     recheck: tuple[int, ...] = (3600, 6 * 3600, 86400, 7 * 86400)
@@ -235,7 +237,7 @@ def _read_crawl(r: _Reader, t: dict[str, Any], prefix: str, base: CrawlConfig) -
     for name in ("max_pages", "depth"):
         if name in t:
             values[name] = r.integer(t[name], f"{prefix}.{name}")
-    for name in ("concurrency", "max_query_variants"):
+    for name in ("concurrency", "max_query_variants", "max_sitemap_entries"):
         if name in t:
             values[name] = r.integer(t[name], f"{prefix}.{name}", minimum=1)
     for name in ("warc_max_size", "max_page_size"):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.discovery.feeds import NotADiscoveryDocument, feed_links, parse_document
+from crawler.discovery.feeds import Listing, NotADiscoveryDocument, feed_links
 from crawler.jobs.demo import OutletServer
 from tests.conftest import read_text_shards, run_cli
 from tests.discovery_site import article_html, build_site, logging_handler
@@ -225,6 +225,11 @@ def test_user_agent_without_contact_is_refused(tmp_path: Path) -> None:
     result = run_cli("crawl", "-c", str(config))
     assert result.returncode == 1
     assert "crawl.user_agent: 'mybot' has no contact URL" in result.stderr
+
+
+def parse_document(body: bytes) -> tuple[str, list[Any]]:
+    listing = Listing(body, max_entries=50_000)
+    return listing.kind, listing.next_batch(50_000)
 
 
 def test_parse_document_kinds() -> None:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 from urllib.parse import urljoin
@@ -24,7 +25,6 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
-from twisted.internet import threads
 from twisted.python.failure import Failure
 
 from crawler.config import OutletConfig, load_config, parse_since
@@ -32,10 +32,11 @@ from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.politeness import outlet_stat
 from crawler.crawl.resolve import resolve
 from crawler.crawl.resume import reset_queue
+from crawler.crawl.threads import run_in
 from crawler.crawl.warc_capture import CAPTURE_META
 from crawler.discovery.articles import markup_says_article
 from crawler.discovery.digests import DigestSet
-from crawler.discovery.feeds import Candidate, NotADiscoveryDocument, feed_links, parse_document
+from crawler.discovery.feeds import Candidate, Listing, NotADiscoveryDocument, feed_links
 from crawler.discovery.links import page_links, rel_links
 from crawler.discovery.urls import HostScope, canonical_url
 from crawler.job import CrawlJob
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 _PAGE_NUMBER = re.compile(r"(?:[?&](?:page|p|pg|paged|start|offset)=\d+|/page/\d+/?|/\d{1,4}/?)$",
                           re.IGNORECASE)
 _PRIORITY = {"sitemap": 30, "feed": 30, "start": 20, "link": 10, "candidate": 0, "recheck": 0}
+_BATCH = 1000  # feed or sitemap entries parsed per hop to the parsing thread
 
 
 class OutletSpider(scrapy.Spider):
@@ -199,32 +201,53 @@ class OutletSpider(scrapy.Spider):
             if sitemap is not None:
                 self.crawler.engine.crawl(sitemap)
 
-    def _count(self, outlet: OutletConfig, name: str) -> None:
-        self.crawler.stats.inc_value(outlet_stat(outlet.name, name))
+    def _count(self, outlet: OutletConfig, name: str, count: int = 1) -> None:
+        self.crawler.stats.inc_value(outlet_stat(outlet.name, name), count)
 
     # ---------------------------------------------------------------- feeds and sitemaps
 
     async def parse_listing(self, response: Response) -> AsyncIterator[scrapy.Request]:
-        """A feed, sitemap or sitemap index: its entries become requests."""
+        """A feed, sitemap or sitemap index: its entries become requests as they are parsed, a
+        batch at a time, in the order listed (Scrapy queues them on disk); parsing stays off the
+        reactor, in a thread of the document's own (lxml's parser belongs to one thread)."""
         outlet = self.outlets[response.meta["outlet"]]
+        parsing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listing")
         try:
-            kind, entries = await threads.deferToThread(parse_document, response.body)
-        except NotADiscoveryDocument as exc:
-            logger.warning("%s: skipped %s (%s)", outlet.name, response.url, exc)
-            self._count(outlet, "discovery_errors")
-            return
-        since = self._since[outlet.name]
-        for entry in entries:
-            if since and entry.date and date.fromisoformat(entry.date) < since:
-                self._count(outlet, "skipped/window")
-                continue
-            if kind == "sitemapindex":
-                request = self._request(outlet, entry.url, "sitemap",
-                                        callback=self.parse_listing)
-            else:
-                request = self._request(outlet, entry.url, kind, listed=entry)
-            if request is not None:
-                yield request
+            try:
+                listing = await run_in(parsing, Listing, response.body,
+                                       outlet.crawl.max_sitemap_entries)
+            except NotADiscoveryDocument as exc:
+                logger.warning("%s: skipped %s (%s)", outlet.name, response.url, exc)
+                self._count(outlet, "discovery_errors")
+                return
+            since = self._since[outlet.name]
+            while batch := await run_in(parsing, listing.next_batch, _BATCH):
+                for entry in batch:
+                    if since and entry.date and date.fromisoformat(entry.date) < since:
+                        self._count(outlet, "skipped/window")
+                        continue
+                    if listing.kind == "sitemapindex":
+                        request = self._request(outlet, entry.url, "sitemap",
+                                                callback=self.parse_listing)
+                    else:
+                        request = self._request(outlet, entry.url, listing.kind, listed=entry)
+                    if request is not None:
+                        yield request
+        finally:
+            parsing.shutdown(wait=False)
+        self._read_in_part(outlet, response.url, listing)
+
+    def _read_in_part(self, outlet: OutletConfig, url: str, listing: Listing) -> None:
+        """Counted, and logged once per document: what the caps on a listing left unread."""
+        if listing.skipped:
+            self._count(outlet, "skipped/sitemap_cap", listing.skipped)
+        if listing.cut:
+            self._count(outlet, "skipped/sitemap_cut")
+        if listing.skipped or listing.cut:
+            logger.warning("%s: %s read in part: %s entries past max_sitemap_entries (%s) "
+                           "skipped%s", outlet.name, url, listing.skipped,
+                           outlet.crawl.max_sitemap_entries,
+                           f"; cut short, {listing.cut}" if listing.cut else "")
 
     # ---------------------------------------------------------------- pages
 

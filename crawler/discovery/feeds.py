@@ -4,6 +4,11 @@ index, Google News), with their dates.
 Parsing is by local element names, so feeds with wrong or missing namespaces still yield their
 entries; a document that is not a feed or sitemap at all (an HTML error page served as XML, say)
 raises ``NotADiscoveryDocument``. The XML parser resolves no entities and fetches nothing.
+
+A document is read as it is parsed, never held whole (as decoded bytes, a tree or a list): its
+bytes are gunzipped chunk by chunk up to ``MAX_DOCUMENT_BYTES``, so a gzip bomb stops there;
+finished elements are dropped after every chunk; entries past ``max_entries`` are counted, not
+read. A site that lists millions of URLs costs time, not memory.
 """
 
 from __future__ import annotations
@@ -11,22 +16,28 @@ from __future__ import annotations
 import gzip
 import io
 import re
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from itertools import islice
 from typing import Literal
 
 from lxml import etree
 
 Kind = Literal["feed", "sitemap", "sitemapindex"]
-_MAX_XML = 64 * 1024 * 1024  # a sitemap may be 50 MB uncompressed
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # the sitemaps protocol's limit, uncompressed
+_CHUNK = 64 * 1024
+_SNIFF = 1024 * 1024  # a document whose root has not opened by then is no feed or sitemap
 _DATE_TAGS = ("published", "pubDate", "date", "issued", "publication_date", "updated",
               "modified", "lastmod")
 _ALTERNATE_FEED = re.compile(
     rb"<link\b(?=[^>]*\brel\s*=\s*[\"']?alternate)(?=[^>]*\btype\s*=\s*[\"']?application/"
     rb"(?:rss|atom)\+xml)[^>]*\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))",
     re.IGNORECASE)
+_SAFE = {"resolve_entities": False, "no_network": True, "recover": True, "huge_tree": False,
+         "remove_comments": True, "remove_pis": True}
 
 
 _Link = Callable[[etree._Element], "str | None"]  # reads an entry element's URL
@@ -43,45 +54,121 @@ class Candidate:
     title: str | None = None
 
 
-def parse_document(body: bytes) -> tuple[Kind, list[Candidate]]:
-    """What the document is and the URLs it lists (articles, or sitemaps for an index)."""
-    if body[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(body)) as gz:
-                body = gz.read(_MAX_XML + 1)
-        except (OSError, EOFError) as exc:
-            raise NotADiscoveryDocument(f"bad gzip: {exc}") from None
-        if len(body) > _MAX_XML:
-            raise NotADiscoveryDocument("larger than 64 MB uncompressed")
-    kind: Kind | None = None
-    entry_tags: dict[str, _Link] = {}
-    entries: list[Candidate] = []
-    # streamed: each entry is read once complete, then dropped, so a 50,000-URL sitemap never
-    # sits in memory as a tree
-    events = etree.iterparse(io.BytesIO(body.lstrip()), events=("start", "end"),
-                             resolve_entities=False, no_network=True, recover=True,
-                             huge_tree=False, remove_comments=True)
-    try:
-        for event, element in events:
-            if kind is None:  # the root element
-                name = _local(element)
-                if name not in _ROOTS:
-                    raise NotADiscoveryDocument(
-                        f"root element <{name}> is neither a feed nor a sitemap")
-                kind, entry_tags = _ROOTS[name]
-            elif event == "end" and isinstance(element.tag, str) and \
-                    (link := entry_tags.get(_local(element))):
+class Listing:
+    """A feed, sitemap or sitemap index, read as it is parsed: what it is as soon as its root
+    opens, then its entries in the order listed, a batch at a time.
+
+    Not thread-safe: make every call from one thread (lxml parsers belong to the thread that
+    made them).
+    """
+
+    def __init__(self, body: bytes, max_entries: int,
+                 max_bytes: int = MAX_DOCUMENT_BYTES) -> None:
+        self.max_entries = max_entries
+        self.skipped = 0              # entries past max_entries: counted, not read
+        self.cut: str | None = None   # why the document was read only in part
+        self._events = self._parse(body, max_bytes)
+        _, root = next(self._events)
+        name = _local(root)
+        if name not in _ROOTS:
+            raise NotADiscoveryDocument(f"root element <{name}> is neither a feed nor a sitemap")
+        self.kind, self._links = _ROOTS[name]
+        self._entries = self._read_entries()
+
+    def next_batch(self, size: int) -> list[Candidate]:
+        """Up to `size` more entries; [] once the document is read."""
+        return list(islice(self._entries, size))
+
+    def _read_entries(self) -> Iterator[Candidate]:
+        listed = 0
+        for event, element in self._events:
+            if event != "end" or (link := self._links.get(_local(element))) is None:
+                continue
+            if listed < self.max_entries:
                 if candidate := _candidate(element, link):
-                    entries.append(candidate)
-                element.clear()
-                while element.getprevious() is not None:
-                    del element.getparent()[0]
-    except etree.XMLSyntaxError as exc:
-        if kind is None:
-            raise NotADiscoveryDocument(f"not XML: {exc}") from None
-    if kind is None:
-        raise NotADiscoveryDocument("empty or not XML")
-    return kind, entries
+                    yield candidate
+            else:
+                self.skipped += 1
+            listed += 1
+            element.clear()
+
+    def _parse(self, body: bytes, max_bytes: int) -> Iterator[tuple[str, etree._Element]]:
+        """("root", the root element), then the parser's events for root and entry elements;
+        after each chunk, the elements parsed completely are dropped."""
+        parser = etree.XMLPullParser(events=("start", "end"), tag=_TAGS, **_SAFE)
+        root: etree._Element | None = None
+        fed = 0
+        for chunk in self._chunks(body, max_bytes):
+            try:
+                parser.feed(chunk)
+            except etree.XMLSyntaxError as exc:
+                if root is None:
+                    raise NotADiscoveryDocument(f"not XML: {exc}") from None
+                return
+            fed += len(chunk)
+            events = parser.read_events()
+            if root is None:
+                first = next(events, None)
+                if first is None:
+                    if fed < _SNIFF:
+                        continue
+                    break  # the root (named by close) is something else
+                root = first[1].getroottree().getroot()
+                yield "root", root
+            yield from events
+            _prune(root)
+        if self.cut:  # no close(): it would make entries of the elements left open
+            if root is None:
+                raise NotADiscoveryDocument(self.cut)
+            return
+        try:
+            last = parser.close()
+        except etree.XMLSyntaxError as exc:
+            if root is None:
+                raise NotADiscoveryDocument(f"not XML: {exc}") from None
+            return
+        if root is None:
+            if last is None:
+                raise NotADiscoveryDocument("empty or not XML")
+            yield "root", last
+        yield from parser.read_events()
+
+    def _chunks(self, body: bytes, max_bytes: int) -> Iterator[bytes]:
+        """The document's bytes, gunzipped if gzip, leading white space dropped, in chunks up
+        to `max_bytes` in all: a gzip bomb is never inflated past it."""
+        gzipped = body[:2] == b"\x1f\x8b"
+        stream = gzip.GzipFile(fileobj=io.BytesIO(body)) if gzipped else io.BytesIO(body)
+        total, started = 0, False
+        while True:
+            room = max_bytes - total
+            try:
+                chunk = stream.read(min(_CHUNK, room + 1))
+            except (OSError, EOFError, zlib.error) as exc:
+                self.cut = f"bad gzip: {exc}"
+                return
+            if not chunk:
+                return
+            if len(chunk) > room:
+                self.cut = f"larger than {max_bytes} bytes uncompressed"
+                if room:
+                    yield chunk[:room]
+                return
+            total += len(chunk)
+            if not started:
+                chunk = chunk.lstrip()
+                started = bool(chunk)
+            if chunk:
+                yield chunk
+
+
+def _prune(root: etree._Element) -> None:
+    """Drop every finished element: all but the last child of each open element, down to an
+    entry (one still open keeps its children). What a document holds between its entries
+    cannot pile up."""
+    element = root
+    while isinstance(element.tag, str) and _local(element) not in _ENTRY_NAMES and len(element):
+        del element[:-1]
+        element = element[-1]
 
 
 def feed_links(body: bytes) -> list[str]:
@@ -157,3 +244,6 @@ _ROOTS: dict[str, tuple[Kind, dict[str, _Link]]] = {
     **{name: ("feed", {"item": _feed_link, "entry": _feed_link})
        for name in ("rss", "RDF", "feed", "channel")},
 }
+_ENTRY_NAMES = {name for _, links in _ROOTS.values() for name in links}
+# the parser reports only these elements (in any namespace): the rest costs no Python call
+_TAGS = tuple(f"{{*}}{name}" for name in (*_ROOTS, *_ENTRY_NAMES))
