@@ -23,10 +23,6 @@ Kind = Literal["feed", "sitemap", "sitemapindex"]
 _MAX_XML = 64 * 1024 * 1024  # a sitemap may be 50 MB uncompressed
 _DATE_TAGS = ("published", "pubDate", "date", "issued", "publication_date", "updated",
               "modified", "lastmod")
-_ALTERNATE_FEED = re.compile(
-    rb"<link\b(?=[^>]*\brel\s*=\s*[\"']?alternate)(?=[^>]*\btype\s*=\s*[\"']?application/"
-    rb"(?:rss|atom)\+xml)[^>]*\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))",
-    re.IGNORECASE)
 
 
 _Link = Callable[[etree._Element], "str | None"]  # reads an entry element's URL
@@ -82,13 +78,6 @@ def parse_document(body: bytes) -> tuple[Kind, list[Candidate]]:
     if kind is None:
         raise NotADiscoveryDocument("empty or not XML")
     return kind, entries
-
-
-def feed_links(body: bytes) -> list[str]:
-    """hrefs of ``<link rel="alternate" type="application/rss+xml|atom+xml">`` in a page."""
-    head = body[:262144]
-    return [(m.group(1) or m.group(2) or m.group(3)).decode("utf-8", "replace").strip()
-            for m in _ALTERNATE_FEED.finditer(head)]
 
 
 def _candidate(element: etree._Element, link: _Link) -> Candidate | None:
