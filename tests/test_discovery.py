@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.discovery.feeds import Listing, NotADiscoveryDocument, feed_links
+from crawler.discovery.feeds import Listing, NotADiscoveryDocument
+from crawler.discovery.markup import read_markup
 from crawler.jobs.demo import OutletServer
 from tests.conftest import read_text_shards, run_cli
 from tests.discovery_site import article_html, build_site, logging_handler
@@ -246,5 +247,5 @@ def test_parse_document_kinds() -> None:
         parse_document(b"<html><body>Not found</body></html>")
     with pytest.raises(NotADiscoveryDocument):
         parse_document(b"\x00\x01 not xml at all")
-    assert feed_links(b'<link type="application/atom+xml" rel="alternate" href="/a.xml">') == [
-        "/a.xml"]
+    page = b'<link type="application/atom+xml" rel="alternate" href="/a.xml">'
+    assert read_markup(page, "https://n.example/").feeds == ["https://n.example/a.xml"]

@@ -1,6 +1,6 @@
-"""Link extraction from raw bytes: what a link-following crawl sees on a page."""
+"""Link extraction from a page's markup: what a link-following crawl sees on a page."""
 
-from crawler.discovery.links import page_links
+from crawler.discovery.markup import read_markup
 
 PAGE = """<html><head><title>t</title></head><body>
 <a href="/news/a.html#comments">root-relative, with a fragment</a>
@@ -16,18 +16,18 @@ PAGE = """<html><head><title>t</title></head><body>
 
 
 def test_page_links_resolves_filters_and_dedupes() -> None:
-    links = list(page_links(PAGE, "http://host.example/section/index.html"))
+    links = read_markup(PAGE, "http://host.example/section/index.html").links
     assert links == [
         "http://host.example/news/a.html",
         "http://host.example/up.html",
         "http://host.example/section/plain.html",
         "https://other.example/b?x=1&y=2",
         "http://cdn.example/c.js",
-        "http://host.example/news/a.html",
         "http://host.example/путь/статья.html",
     ]
 
 
 def test_base_href_is_honoured() -> None:
     page = b'<head><base href="http://host.example/deep/dir/"></head><a href="x.html">x</a>'
-    assert list(page_links(page, "http://host.example/")) == ["http://host.example/deep/dir/x.html"]
+    assert read_markup(page, "http://host.example/").links == [
+        "http://host.example/deep/dir/x.html"]

@@ -16,6 +16,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin
 
@@ -34,10 +35,9 @@ from crawler.crawl.resolve import resolve
 from crawler.crawl.resume import reset_queue
 from crawler.crawl.threads import run_in
 from crawler.crawl.warc_capture import CAPTURE_META
-from crawler.discovery.articles import markup_says_article
 from crawler.discovery.digests import DigestSet
-from crawler.discovery.feeds import Candidate, Listing, NotADiscoveryDocument, feed_links
-from crawler.discovery.links import page_links, rel_links
+from crawler.discovery.feeds import Candidate, Listing, NotADiscoveryDocument
+from crawler.discovery.markup import Markup, read_markup
 from crawler.discovery.urls import HostScope, canonical_url
 from crawler.job import CrawlJob
 from crawler.store.state import StateIndex, conditional_headers, recheck_due
@@ -67,6 +67,9 @@ class OutletSpider(scrapy.Spider):
                                          o.crawl.allow_subdomains) for o in job.outlets}
         self._seen = DigestSet()  # digests of canonical URLs: one fetch each
         self._archive: ArchivingExtension | None = None
+        # pages' markup is read off the reactor, in one thread of its own: in the reactor's
+        # pool each thread keeps a malloc arena (20 MB more RSS in benchmarks/crawl.py)
+        self._markup_reader = ThreadPoolExecutor(1, thread_name_prefix="markup")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, job: CrawlJob | None = None,
@@ -173,6 +176,10 @@ class OutletSpider(scrapy.Spider):
                               meta=meta, priority=_PRIORITY["candidate" if listed else source],
                               headers=headers)
 
+    def closed(self, reason: str) -> None:
+        """Scrapy calls this when the crawl ends: the markup thread ends with it."""
+        self._markup_reader.shutdown()
+
     def failed(self, failure: Failure) -> None:
         """Count what did not reach a callback: a body over max_page_size once decoded (a
         gzip bomb: its compressed capture is in the WARC), other refusals, errors."""
@@ -251,7 +258,7 @@ class OutletSpider(scrapy.Spider):
 
     # ---------------------------------------------------------------- pages
 
-    def parse(self, response: Response) -> Iterator[Any]:
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
         outlet = self.outlets[response.meta["outlet"]]
         if not isinstance(response, TextResponse) or b"html" not in (
                 response.headers.get(b"Content-Type") or b"text/html"):
@@ -259,43 +266,53 @@ class OutletSpider(scrapy.Spider):
         if "download_stopped" in response.flags:
             return  # cut off at max_page_size: captured as truncated, not extracted
         source = response.meta["source"]
-        listed = source in ("feed", "sitemap", "recheck")
-        capture = response.meta[CAPTURE_META]
-        if self.is_article(outlet, response.url, response.body, listed):
-            if capture["revisit"]:
-                self._count(outlet, "articles/unchanged")
-                return  # the archive holds this very payload: no new text
-            if capture.get("text_stored"):
-                return  # a resumed crawl: extracted before the interruption
-            self._count(outlet, "articles")
-            yield {
-                "url": response.url,
-                "outlet": outlet.name,
-                "status": response.status,
-                "body": response.body,
-                "encoding": response.encoding,
-                "language": outlet.language,
-                "prune": outlet.prune,
-                "listed_date": response.meta.get("listed_date"),
-                "canonical_url": _canonical_link(response.url, response.body),
-                "capture": capture,
-                "previous_text": response.meta.get("previous_text"),
-            }
+        article = self.url_says_article(outlet, response.url,
+                                        source in ("feed", "sitemap", "recheck"))
+        # however hostile the markup, other outlets' requests go on meanwhile
+        markup: Markup = await run_in(self._markup_reader, partial(
+            read_markup, response.body, response.url, response.encoding, head_only=bool(article)))
+        if article or (article is None and markup.says_article):
+            if item := self.article_item(outlet, response, markup):
+                yield item
             return  # articles are leaves: their links are not followed
         if source == "start":
-            for href in feed_links(response.body):
-                if feed := self._request(outlet, urljoin(response.url, href), "feed",
-                                         callback=self.parse_listing):
+            for href in markup.feeds:
+                if feed := self._request(outlet, href, "feed", callback=self.parse_listing):
                     yield feed
-        yield from self.follow(outlet, response)
+        for request in self.follow(outlet, response, markup):
+            yield request
 
-    def follow(self, outlet: OutletConfig, response: TextResponse) -> Iterator[scrapy.Request]:
+    def article_item(self, outlet: OutletConfig, response: TextResponse, markup: Markup
+                     ) -> dict[str, Any] | None:
+        """The item extraction gets; None when the archive holds this very payload already."""
+        capture = response.meta[CAPTURE_META]
+        if capture["revisit"]:
+            self._count(outlet, "articles/unchanged")
+            return None  # the archive holds this very payload: no new text
+        if capture.get("text_stored"):
+            return None  # a resumed crawl: extracted before the interruption
+        self._count(outlet, "articles")
+        return {
+            "url": response.url,
+            "outlet": outlet.name,
+            "status": response.status,
+            "body": response.body,
+            "encoding": response.encoding,
+            "language": outlet.language,
+            "prune": outlet.prune,
+            "listed_date": response.meta.get("listed_date"),
+            "canonical_url": canonical_url(markup.canonical) if markup.canonical else None,
+            "capture": capture,
+            "previous_text": response.meta.get("previous_text"),
+        }
+
+    def follow(self, outlet: OutletConfig, response: TextResponse, markup: Markup
+               ) -> Iterator[scrapy.Request]:
         """Links of a section page, up to the outlet's depth; pagination costs no depth."""
         depth = response.meta.get("hops", 0)
-        next_pages = {canonical_url(urljoin(response.url, u))
-                      for u in rel_links(response.body, "next")}
+        next_pages = {canonical_url(u) for u in markup.next_pages}
         here = _without_page_number(response.url)
-        for url in page_links(response.body, response.url, response.encoding):
+        for url in markup.links:
             paging = url in next_pages or (
                 _PAGE_NUMBER.search(url) is not None and _without_page_number(url) == here)
             hops = depth if paging else depth + 1
@@ -304,21 +321,16 @@ class OutletSpider(scrapy.Spider):
             if request := self._request(outlet, url, "link", depth=hops):
                 yield request
 
-    def is_article(self, outlet: OutletConfig, url: str, body: bytes, listed: bool) -> bool:
-        """Not `deny`, and matches `allow` when the outlet has one; without `allow`, a feed or
-        sitemap entry is an article, and a page reached by links when its markup says so."""
+    def url_says_article(self, outlet: OutletConfig, url: str, listed: bool) -> bool | None:
+        """Not when `deny` matches; when the outlet has `allow`, whether it matches; else a feed
+        or sitemap entry is, and None for a page reached by links: its markup says."""
         if any(p.search(url) for p in self._deny[outlet.name]):
             return False
         if self._allow[outlet.name]:
             return any(p.search(url) for p in self._allow[outlet.name])
-        return listed or markup_says_article(body)
+        return True if listed else None
 
 
 def _without_page_number(url: str) -> str:
     return _PAGE_NUMBER.sub("", canonical_url(url).rstrip("/"))
 
-
-def _canonical_link(url: str, body: bytes) -> str | None:
-    head_end = body.find(b"</head>")  # a canonical link belongs in the head: scan only that
-    hrefs = rel_links(body, "canonical", **({"limit": head_end} if head_end > 0 else {}))
-    return canonical_url(urljoin(url, hrefs[0])) if hrefs else None

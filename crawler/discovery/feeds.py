@@ -32,10 +32,6 @@ _CHUNK = 64 * 1024
 _SNIFF = 1024 * 1024  # a document whose root has not opened by then is no feed or sitemap
 _DATE_TAGS = ("published", "pubDate", "date", "issued", "publication_date", "updated",
               "modified", "lastmod")
-_ALTERNATE_FEED = re.compile(
-    rb"<link\b(?=[^>]*\brel\s*=\s*[\"']?alternate)(?=[^>]*\btype\s*=\s*[\"']?application/"
-    rb"(?:rss|atom)\+xml)[^>]*\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))",
-    re.IGNORECASE)
 _SAFE = {"resolve_entities": False, "no_network": True, "recover": True, "huge_tree": False,
          "remove_comments": True, "remove_pis": True}
 
@@ -169,13 +165,6 @@ def _prune(root: etree._Element) -> None:
     while isinstance(element.tag, str) and _local(element) not in _ENTRY_NAMES and len(element):
         del element[:-1]
         element = element[-1]
-
-
-def feed_links(body: bytes) -> list[str]:
-    """hrefs of ``<link rel="alternate" type="application/rss+xml|atom+xml">`` in a page."""
-    head = body[:262144]
-    return [(m.group(1) or m.group(2) or m.group(3)).decode("utf-8", "replace").strip()
-            for m in _ALTERNATE_FEED.finditer(head)]
 
 
 def _candidate(element: etree._Element, link: _Link) -> Candidate | None:

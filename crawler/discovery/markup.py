@@ -1,0 +1,171 @@
+"""What a page's markup says, read in one pass of libxml2's HTML tokenizer (lxml): its links,
+pagination, canonical link, announced feeds, and whether it is an article.
+
+A tokenizer reads each character a bounded number of times, so the work is linear in the page's
+size whatever the markup (a tag opened and never closed, elements nested a million deep), where
+regexes over the bytes were quadratic. No tree is built: a parser target keeps only what is
+asked. Comments, ``<script>``, ``<textarea>``, ``<xmp>``, ``<title>`` are text to the tokenizer,
+so an ``<a href>`` inside them is no link; ``<template>`` content is never rendered, so nothing
+in it counts either.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree
+
+_MAX_LD_JSON = 256 * 1024  # a JSON-LD block larger than this is not read
+_LD_ARTICLE = re.compile(r'"@type"\s*+:\s*+(?:\[\s*+)?"(?:News|Blog|Report|Scholarly)?Article"')
+_OG_ARTICLE = re.compile(r"\s*article\b", re.IGNORECASE)
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml")
+
+
+@dataclass(frozen=True)
+class Markup:
+    links: list[str]       # <a href>: absolute http(s) URLs, no fragment, once each, page order
+    next_pages: list[str]  # rel=next of <a> and <link>, absolute
+    canonical: str | None  # the first <link rel=canonical>, absolute
+    feeds: list[str]       # <link rel=alternate type=application/rss+xml|atom+xml>, absolute
+    says_article: bool     # og:type article, JSON-LD (News)Article, or an <article> with a date
+
+
+def read_markup(body: bytes, page_url: str, encoding: str = "utf-8", *,
+                head_only: bool = False) -> Markup:
+    """The page's markup, decoded as the response was; `head_only` stops at ``</head>`` (all an
+    article page is asked for: its canonical link)."""
+    if head_only and (end := body.find(b"</head>")) > 0:
+        body = body[:end]
+    reader = _Reader()
+    parser = etree.HTMLParser(target=reader)
+    parser.feed(body.decode(encoding, "replace"))
+    parser.close()
+    return reader.markup(page_url)
+
+
+class _Reader:
+    """lxml parser target: called for each start and end tag and each text run."""
+
+    def __init__(self) -> None:
+        self.base: str | None = None
+        self.hrefs: dict[str, None] = {}  # distinct raw hrefs, in order
+        self.next_pages: list[str] = []
+        self.canonical: str | None = None
+        self.feeds: list[str] = []
+        self.says_article = False
+        self.template = 0  # open <template> elements
+        self.article = 0   # open <article> elements
+        self.ld_json: list[str] | None = None  # the JSON-LD block being read
+        self.ld_size = 0
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if tag == "template" or self.template:
+            self.template += tag == "template"
+            return
+        if tag == "a":
+            href = attrib.get("href")
+            if href is not None:
+                self.hrefs[href] = None
+                if "rel" in attrib and "next" in _tokens(attrib["rel"]):
+                    self.next_pages.append(href)
+        elif tag == "link":
+            href, rel = attrib.get("href"), _tokens(attrib.get("rel", ""))
+            if href is None:
+                return
+            if "next" in rel:
+                self.next_pages.append(href)
+            if "canonical" in rel and self.canonical is None:
+                self.canonical = href
+            if "alternate" in rel and attrib.get("type", "").strip().lower().startswith(
+                    _FEED_TYPES):
+                self.feeds.append(href)
+        elif tag == "base":
+            if self.base is None and "href" in attrib:
+                self.base = attrib["href"]
+        elif tag == "meta":
+            if attrib.get("property", "").strip().lower() == "og:type" and _OG_ARTICLE.match(
+                    attrib.get("content", "")):
+                self.says_article = True
+        elif tag == "script":
+            if "application/ld+json" in attrib.get("type", "").lower():
+                self.ld_json, self.ld_size = [], 0
+        elif tag == "article":
+            self.article += 1
+        if self.article and ("datetime" in attrib and tag == "time" or "datepublished" in
+                             _tokens(attrib.get("itemprop", ""))):
+            self.says_article = True
+
+    def end(self, tag: str) -> None:
+        if self.template:
+            self.template -= tag == "template"
+        elif tag == "article":
+            self.article -= 1
+        elif tag == "script" and self.ld_json is not None:
+            if not self.says_article and self.ld_size <= _MAX_LD_JSON:
+                self.says_article = _ld_says_article("".join(self.ld_json))
+            self.ld_json = None
+
+    def data(self, text: str) -> None:
+        if self.ld_json is not None:
+            self.ld_size += len(text)
+            if self.ld_size <= _MAX_LD_JSON:
+                self.ld_json.append(text)
+
+    def close(self) -> None:
+        pass
+
+    def markup(self, page_url: str) -> Markup:
+        base = urljoin(page_url, self.base.strip()) if self.base else page_url
+        parts = urlsplit(base)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        links = dict.fromkeys(url for href in self.hrefs
+                              if (url := _absolute(href, base, origin)) is not None)
+        return Markup(
+            links=list(links),
+            next_pages=[urljoin(base, href.strip()) for href in self.next_pages],
+            canonical=urljoin(base, self.canonical.strip()) if self.canonical else None,
+            feeds=[urljoin(base, href.strip()) for href in self.feeds],
+            says_article=self.says_article)
+
+
+def _tokens(value: str) -> list[str]:
+    """An attribute's space-separated values (rel, itemprop), compared case-insensitively."""
+    return value.lower().split()
+
+
+def _absolute(href: str, base: str, origin: str) -> str | None:
+    """An absolute http(s) URL without its fragment; None for mailto:, javascript:, #top..."""
+    href = href.strip()
+    if not href or href[0] == "#":
+        return None
+    if href[0] == "/" and href[:2] != "//":  # the common cases first: urljoin is slow
+        url = origin + href
+    elif href.startswith(("http://", "https://")):
+        url = href
+    else:
+        url = urljoin(base, href)
+        if urlsplit(url).scheme not in ("http", "https"):
+            return None
+    return url.split("#", 1)[0]
+
+
+def _ld_says_article(block: str) -> bool:
+    """An (News|Blog|Report|Scholarly)Article @type anywhere in the block, or an @type ending in
+    Article at its top level or in its @graph. Deep nesting is refused, not recursed into."""
+    if _LD_ARTICLE.search(block):
+        return True
+    try:
+        data = json.loads(block)
+    except (ValueError, RecursionError):
+        return False
+    items = data if isinstance(data, list) else data.get("@graph", [data]) if isinstance(
+        data, dict) else []
+    for item in items:
+        kind = item.get("@type") if isinstance(item, dict) else None
+        kinds = kind if isinstance(kind, list) else [kind]
+        if any(isinstance(k, str) and k.endswith("Article") for k in kinds):
+            return True
+    return False
