@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from crawler.config import NAME_RULE, OUTLET_NAME, Config, OutletConfig
 from crawler.errors import ConfigError, UsageError
+from crawler.files import write_durably
 from crawler.layout import JOB_FILE, QUEUE_DIR, default_spool_dir, job_dir
 
 
@@ -67,14 +67,13 @@ class CrawlJob:
         return replace(job, started=datetime.fromisoformat(saved["started"]), resume=True)
 
     def save(self) -> None:
-        """Write ``job.json`` into the work directory (atomically): what ``resumed`` reads."""
+        """Write ``job.json`` into the work directory (whole and durably): what ``resumed``
+        reads."""
         self.jobdir.mkdir(parents=True, exist_ok=True)
         data = {"crawl_id": self.crawl_id, "job": self.name, "started": self.started.isoformat(),
                 "outlets": [o.name for o in self.outlets], "archive": self.archive_uri,
                 "overrides": dict(self.overrides), "recheck": self.recheck}
-        partial = self.jobdir / (JOB_FILE + ".part")
-        partial.write_text(json.dumps(data, indent=1), "utf-8")
-        os.replace(partial, self.jobdir / JOB_FILE)
+        write_durably(self.jobdir / JOB_FILE, json.dumps(data, indent=1).encode("utf-8"))
 
     @property
     def crawl_id(self) -> str:
