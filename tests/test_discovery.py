@@ -260,8 +260,8 @@ UNDATED = ('<html lang="pl"><head><title>{title}</title></head><body><article><h
 def test_listing_date_whatever_found_the_article_first(site: dict[str, Any], first: str
                                                        ) -> None:
     """An article a start page links to and a feed lists gets the feed's date (as written, in
-    its own time zone) whichever of the
-    two queued it first; an article no listing names gets no date, never the crawl's."""
+    its own time zone) whichever of the two queued it first; an article no listing names gets
+    no date, never the crawl's."""
     root, base = site["root"] / "undated", site["base"]
     root.mkdir()
     (root / "index.html").write_text('<html><body><a href="/undated/story.html">a</a> '
