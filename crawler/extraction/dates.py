@@ -94,7 +94,7 @@ UPDATED = ("updated", "last updated", "modified", "обновлено", "обн�
            "mis à jour", "modifié", "actualizado", "actualización", "aggiornato",
            "atualizado", "ενημερώθηκε", "ενημέρωση", "更新", "修改", "最終更新", "更新日")
 
-_MONTH_NUMBER = {name: number for months in MONTHS.values()
+_MONTH_NUMBER = {name.casefold(): number for months in MONTHS.values()
                  for number, names in enumerate(months, start=1) for name in names}
 _MONTH_NAME = "|".join(sorted(map(re.escape, _MONTH_NUMBER), key=len, reverse=True))
 _DAY = r"(?P<d>[0-3]?\d)"

@@ -29,6 +29,7 @@ from lxml.html import HtmlElement
 
 from crawler.extraction.boilerplate import remove_boilerplate
 from crawler.extraction.metadata import page_metadata
+from crawler.extraction.scripts import WORD, text_length
 from crawler.extraction.templates import fingerprint, without_templates
 
 # Measured on the Scrapinghub article-body benchmark (benchmarks/extraction.py --profiles),
@@ -75,7 +76,6 @@ _HTML_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # lone surrogates (a JSON-LD "\ud800": no UTF-8 can say them), which become U+FFFD.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_WORDS = re.compile(r"[^\W\d_]+")
 _DIGIT = re.compile(r"\d")
 _BYLINE = re.compile(r"^(?:by|von|par|por|przez|autor|autorka|автор|авторка|text|texte|texto|"
                      r"текст)\b\s*:?\s*")
@@ -195,10 +195,11 @@ def _without_meta_lines(lines: list[str], authors: list[str]) -> list[str]:
 
 
 def _is_meta_line(line: str, names: set[str]) -> bool:
-    if len(line) > 100:
+    length = text_length(line)
+    if length > 100:
         return False
-    words = _WORDS.findall(line.casefold())
-    if len(line) <= 40 and _DIGIT.search(line) and len(words) <= 3:
+    words = WORD.findall(line.casefold())
+    if length <= 40 and _DIGIT.search(line) and len(words) <= 3:
         return True  # "10 августа, 09:00", "date 2025-08-14", "Updated: Nov. 19, 2019"
     if not names:
         return False
@@ -244,7 +245,7 @@ def _drop_standfirst(tree: HtmlElement, description: str | None) -> None:
                    and c.text_content().strip()) == 1):
         block = block.getparent()
     if not any(c.tag == block.tag and (c.tag == "p" or c.get("class") == block.get("class"))
-               and len(c.text_content().strip()) >= 40 for c in block.itersiblings()):
+               and text_length(c.text_content()) >= 40 for c in block.itersiblings()):
         element.drop_tree()  # no paragraph like it follows: it is not the body's first
 
 
