@@ -357,8 +357,8 @@ class Cleaner:
             return None
         if not s.links and not s.controls:  # the rules below all need links or controls
             return "credit" if self._is_credit(el) else None
-        if s.share_links >= 2 and s.chars < _SHORT * 2:
-            return "share-bar"
+        if s.share_links >= 2 and s.chars < _SHORT * 2 and s.chars - s.link_chars < _PARAGRAPH:
+            return "share-bar"  # share links and a label, not an article that ends with them
         if s.chars < _SHORT * 2 and (s.controls or s.links) and COOKIE_TEXT.search(
                 _text(el).lower()):
             return "cookie-banner"

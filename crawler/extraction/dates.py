@@ -11,8 +11,9 @@ The published date, first found wins:
 2. htmldate on the page (the original date, the page's URL given) in its exact mode: the URL,
    header and JSON, ``<abbr>``, date-classed elements, ``<time>``, timestamps;
 3. the date the feed or sitemap listed the URL with;
-4. htmldate's text scan, only when it names a day: its fallbacks that fill in a missing day or
-   month from a year (a copyright line, "in May 2025") are not dates.
+4. htmldate's text scan, only for a date the page writes as a dateline is written (a short
+   line outside its paragraphs): not a date the story tells of, nor a day htmldate fills in
+   for a year or a month (a copyright line, "in May 2025").
 
 The modified date comes from what the page states alone (JSON-LD ``dateModified``, modified
 meta tags, ``<time itemprop=dateModified>``, an "updated" dateline) and is dropped when it is
@@ -22,11 +23,14 @@ earlier than the published date. Dates are ``YYYY-MM-DD`` as written (the page's
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from lxml.html import HtmlElement
+
+from crawler.extraction.scripts import WORD
 
 # Meta tags that state the publication date, most specific first.
 PUBLISHED_META = ("article:published_time", "og:article:published_time", "og:published_time",
@@ -88,7 +92,11 @@ MONTHS: dict[str, tuple[tuple[str, ...], ...]] = {
            ("οκτωβρίου", "οκτώβριος", "οκτ"), ("νοεμβρίου", "νοέμβριος", "νοε"),
            ("δεκεμβρίου", "δεκέμβριος", "δεκ")),
 }
-# Words that mark the date after them as a modification ("Updated: 16.08.2025"), any language.
+# Words that mark the date after them as the publication or the modification ("Published:
+# 15.08.2025, updated: 16.08.2025"), any language; a date after neither is the publication.
+PUBLISHED = ("published", "posted", "опубликовано", "опубліковано", "opublikowano",
+             "veröffentlicht", "publié", "publicado", "pubblicato", "δημοσίευση",
+             "δημοσιεύθηκε", "发布", "發布", "公開", "掲載", "投稿")
 UPDATED = ("updated", "last updated", "modified", "обновлено", "обновлён", "изменено",
            "оновлено", "zaktualizowano", "aktualizacja", "aktualisiert", "geändert",
            "mis à jour", "modifié", "actualizado", "actualización", "aggiornato",
@@ -110,9 +118,12 @@ _TEXT_DATE = re.compile(
     rf"(?P<ny>(?:19|20)\d\d)"
     rf"|(?P<mm>{_MONTH_NAME})\.?\s+(?P<md>[0-3]?\d)(?:st|nd|rd|th)?,?\s+(?P<my>(?:19|20)\d\d)"
     rf")(?![\d])", re.IGNORECASE)
-_UPDATED = re.compile("|".join(map(re.escape, sorted(UPDATED, key=len, reverse=True))),
+_CLOCK = re.compile(r"(?<!\d)[0-2]?\d\s*[:時时点點]\s*[0-5]\d(?:\s*分)?(?!\d)")
+_KEYWORD = re.compile("|".join(f"(?P<{kind}>{'|'.join(map(re.escape, words))})" for kind, words
+                               in (("updated", UPDATED), ("published", PUBLISHED))),
                       re.IGNORECASE)
-_DATELINE = 120  # characters: a longer run of text is a paragraph, not a dateline
+_DATELINE = 160  # characters: a longer run of text is a paragraph, not a dateline
+_DATELINE_WORDS = 12  # words but its dates and times: a dateline says little else
 _HEADER_LEVELS = 4  # the headline's ancestors searched for its dateline, nearest first
 _PROSE = frozenset({"h1", "p", "li", "blockquote", "td", "dd", "figcaption"})
 _ISO = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?![\d])")
@@ -129,18 +140,17 @@ def page_dates(tree: HtmlElement, url: str | None, meta: dict[str, list[str]],
     """(published, modified) of a parsed page, ``YYYY-MM-DD`` or None; see the module's
     docstring for the order. `meta` are the page's meta tags by lower-cased name, `article`
     its JSON-LD article object."""
-    dateline_published, dateline_modified = dateline_dates(tree)
     published = (_first_date(_ld_values(article, "datePublished", "dateCreated"))
                  or _first_date(v for key in PUBLISHED_META for v in meta.get(key, ()))
-                 or _first_date(_time_elements(tree, "datePublished"))
-                 or dateline_published
-                 or _htmldate(tree, url, extensive=False)
-                 or parse_date(listed_date)
-                 or _htmldate(tree, url, extensive=True))
+                 or _first_date(_time_elements(tree, "datePublished")))
     modified = (_first_date(_ld_values(article, "dateModified"))
                 or _first_date(v for key in MODIFIED_META for v in meta.get(key, ()))
-                or _first_date(tree.xpath("//time[@itemprop='dateModified']/@datetime"))
-                or dateline_modified)
+                or _first_date(tree.xpath("//time[@itemprop='dateModified']/@datetime")))
+    if not (published and modified):
+        line_published, line_modified = dateline_dates(tree)
+        published, modified = published or line_published, modified or line_modified
+    published = (published or _htmldate(tree, url, extensive=False) or parse_date(listed_date)
+                 or _htmldate_text(tree, url))
     if modified and published and modified < published:
         modified = None  # an update before the publication: one of them is wrong
     return published, modified
@@ -191,25 +201,37 @@ def _header_scopes(tree: HtmlElement) -> list[HtmlElement]:
 def dateline_dates(tree: HtmlElement) -> tuple[str | None, str | None]:
     """(published, modified) written in the article's dateline: the short runs of text around
     its headline, nearest first, outside the headline and the body's paragraphs; a date after
-    an "updated" word is the modification."""
+    an "updated" word (and no "published" word since) is the modification."""
     published = modified = None
     for scope in _header_scopes(tree):
-        for text in scope.xpath(".//text()"):
-            if not 6 <= len(text) <= _DATELINE or not any(c.isdigit() for c in text):
-                continue
-            matches = [(m.start(), found) for m in _TEXT_DATE.finditer(text)
-                       if (found := _from_match(m))]
-            if not matches or _in_prose(text, scope):
-                continue
-            update = _UPDATED.search(text)
+        for text, matches in _written_dates(scope):
+            keywords = [(k.start(), k.lastgroup) for k in _KEYWORD.finditer(text)]
             for start, found in matches:
-                if update is not None and update.start() < start:
+                kind = next((kind for at, kind in reversed(keywords) if at < start), None)
+                if kind == "updated":
                     modified = modified or found
                 else:
                     published = published or found
-            if published:
-                return published, modified
+        if published or modified:  # the nearest dateline: never one further out (a sidebar)
+            break
     return published, modified
+
+
+def _written_dates(scope: HtmlElement) -> Iterator[tuple[str, list[tuple[int, str]]]]:
+    """The short runs of text in `scope`, outside headline and paragraphs, that hold full
+    dates: (text, [(where, YYYY-MM-DD)])."""
+    for text in scope.xpath(".//text()"):
+        if not 6 <= len(text) <= _DATELINE or not any(c.isdigit() for c in text):
+            continue
+        matches = [(m.start(), found) for m in _TEXT_DATE.finditer(text)
+                   if (found := _from_match(m))]
+        if matches and not _is_prose(text) and not _in_prose(text, scope):
+            yield text, matches
+
+
+def _is_prose(text: str) -> bool:
+    """More words than a dateline has, besides its dates and clock times."""
+    return len(WORD.findall(without_dates(text))) > _DATELINE_WORDS
 
 
 def _in_prose(text: Any, scope: HtmlElement) -> bool:
@@ -219,11 +241,16 @@ def _in_prose(text: Any, scope: HtmlElement) -> bool:
     if text.is_tail:
         element = element.getparent()
     while element is not None and element is not scope:
-        if element.tag in _PROSE and (element.tag == "h1" or len(element.text_content())
-                                      > _DATELINE):
+        if element.tag in _PROSE and (element.tag == "h1"
+                                      or _is_prose(element.text_content()[:_DATELINE * 4])):
             return True
         element = element.getparent()
     return False
+
+
+def without_dates(text: str) -> str:
+    """`text` without the full dates and clock times written in it ("2025年8月14日 14時05分")."""
+    return _CLOCK.sub(" ", _TEXT_DATE.sub(" ", text))
 
 
 def _from_match(match: re.Match[str]) -> str | None:
@@ -239,15 +266,23 @@ def _from_match(match: re.Match[str]) -> str | None:
 
 
 def _htmldate(tree: HtmlElement, url: str | None, *, extensive: bool) -> str | None:
-    """htmldate's original date of the page; from its text scan only a date with a day of its
-    own (its fallbacks give a year or month the first day)."""
+    """htmldate's original date of the page."""
     import htmldate  # in the extraction workers only, as trafilatura
 
-    found = htmldate.find_date(tree, url=url, original_date=True, extensive_search=extensive,
-                               min_date="1990-01-01")
-    if found and extensive and found.endswith("-01"):
+    return htmldate.find_date(tree, url=url, original_date=True, extensive_search=extensive,
+                              min_date="1990-01-01")
+
+
+def _htmldate_text(tree: HtmlElement, url: str | None) -> str | None:
+    """htmldate's text scan, kept only when the page writes that date as a dateline does, a
+    short line outside its paragraphs: the scan also reads dates the story tells of ("on 12
+    May 1994"), and fills in a day for a year or a month (a copyright line, "in May 2025")."""
+    found = _htmldate(tree, url, extensive=True)
+    page_body = tree.find("body")
+    if not found or page_body is None:
         return None
-    return found
+    stated = {day for _, matches in _written_dates(page_body) for _, day in matches}
+    return found if found in stated else None
 
 
 def parse_date(value: str | None) -> str | None:

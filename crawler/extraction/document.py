@@ -21,6 +21,9 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Collection
+from configparser import ConfigParser
+from copy import deepcopy
+from functools import cache
 from typing import Any
 
 import lxml.etree
@@ -28,8 +31,9 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from crawler.extraction.boilerplate import remove_boilerplate
+from crawler.extraction.dates import without_dates
 from crawler.extraction.metadata import page_metadata
-from crawler.extraction.scripts import WORD, text_length
+from crawler.extraction.scripts import CJK_WEIGHT, WORD, cjk_characters, text_length
 from crawler.extraction.templates import fingerprint, without_templates
 
 # Measured on the Scrapinghub article-body benchmark (benchmarks/extraction.py --profiles),
@@ -120,14 +124,13 @@ def extract_document(
     # workers extract (a quarter of a second and tens of MB not spent in the crawl)
     import trafilatura
 
-    doc = trafilatura.bare_extraction(tree, url=url, **EXTRACTION_PROFILE)
+    doc = trafilatura.bare_extraction(tree, url=url, config=_trafilatura_config(
+        _mostly_cjk(tree)), **EXTRACTION_PROFILE)
     if doc is None:
         return None
     lines = [" ".join(line.split()) for line in (doc.text or "").splitlines()]
     lines = [line for line in lines if line]
-    while lines and _line_key(lines[0]) in headlines:  # the headline is metadata, not body
-        lines = lines[1:]
-    lines = _without_meta_lines(lines, meta["authors"])
+    lines = _without_meta_lines(lines, headlines, meta["authors"])
     prints = [fingerprint(line) for line in lines]
     lines = without_templates(lines, prints, templates)
     text = _printable("\n\n".join(lines))
@@ -140,6 +143,29 @@ def extract_document(
         "text_digest": "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
         "fingerprints": prints,
     }
+
+
+def _mostly_cjk(tree: HtmlElement) -> bool:
+    """Whether the page's text is mostly Chinese or Japanese (a third of its characters, white
+    space aside, are Han or kana: the rest is punctuation, digits, Latin names)."""
+    page_body = tree.find("body")
+    sample = "".join((page_body if page_body is not None else tree).text_content().split())
+    return cjk_characters(sample) * 3 >= len(sample) > 0
+
+
+@cache
+def _trafilatura_config(cjk: bool) -> ConfigParser:
+    """trafilatura's settings; for Chinese and Japanese text its character thresholds divided
+    by ``CJK_WEIGHT``: 250 characters is a short text in a spaced script but three Chinese
+    paragraphs, and below it trafilatura gives up its extraction for the whole page's text."""
+    from trafilatura.settings import use_config
+
+    config = use_config()
+    if cjk:
+        config = deepcopy(config)
+        for key in ("MIN_EXTRACTED_SIZE", "MIN_DUPLCHECK_SIZE"):
+            config.set("DEFAULT", key, str(config.getint("DEFAULT", key) // CJK_WEIGHT))
+    return config
 
 
 def parse_html(html: bytes | str, encoding: str | None = None) -> HtmlElement | None:
@@ -183,11 +209,14 @@ def _headlines(tree: HtmlElement, title: str | None) -> set[str]:
     return found
 
 
-def _without_meta_lines(lines: list[str], authors: list[str]) -> list[str]:
-    """Byline and dateline at the top or the bottom of the body are metadata, not text."""
+def _without_meta_lines(lines: list[str], headlines: set[str], authors: list[str]
+                        ) -> list[str]:
+    """The headline, byline and dateline at the top (in any order), and a byline or dateline at
+    the bottom of the body are metadata, not text."""
     names = {_line_key(a) for a in authors}
     start, end = 0, len(lines)
-    while start < end and _is_meta_line(lines[start], names):
+    while start < end and (_line_key(lines[start]) in headlines
+                           or _is_meta_line(lines[start], names)):
         start += 1
     while end > start and _is_meta_line(lines[end - 1], names):
         end -= 1
@@ -198,9 +227,9 @@ def _is_meta_line(line: str, names: set[str]) -> bool:
     length = text_length(line)
     if length > 100:
         return False
-    words = WORD.findall(line.casefold())
+    words = WORD.findall(without_dates(line).casefold())
     if length <= 40 and _DIGIT.search(line) and len(words) <= 3:
-        return True  # "10 августа, 09:00", "date 2025-08-14", "Updated: Nov. 19, 2019"
+        return True  # "10 августа, 09:00", "date 2025-08-14", "2025年8月14日 14時05分"
     if not names:
         return False
     rest = _BYLINE.sub("", _line_key(line))
