@@ -201,20 +201,19 @@ def _header_scopes(tree: HtmlElement) -> list[HtmlElement]:
 def dateline_dates(tree: HtmlElement) -> tuple[str | None, str | None]:
     """(published, modified) written in the article's dateline: the short runs of text around
     its headline, nearest first, outside the headline and the body's paragraphs; a date after
-    an "updated" word (and no "published" word since) is the modification."""
-    published = modified = None
+    an "updated" word (and no "published" word since) is the modification; the first of each
+    in the page's order (a list of teasers further down has dates too)."""
     for scope in _header_scopes(tree):
+        published: list[str] = []
+        modified: list[str] = []
         for text, matches in _written_dates(scope):
             keywords = [(k.start(), k.lastgroup) for k in _KEYWORD.finditer(text)]
             for start, found in matches:
                 kind = next((kind for at, kind in reversed(keywords) if at < start), None)
-                if kind == "updated":
-                    modified = modified or found
-                else:
-                    published = published or found
-        if published or modified:  # the nearest dateline: never one further out (a sidebar)
-            break
-    return published, modified
+                (modified if kind == "updated" else published).append(found)
+        if published or modified:  # the nearest dateline: never one further out
+            return (published[0] if published else None, modified[0] if modified else None)
+    return None, None
 
 
 def _written_dates(scope: HtmlElement) -> Iterator[tuple[str, list[tuple[int, str]]]]:

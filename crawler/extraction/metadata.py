@@ -22,7 +22,9 @@ _AUTHOR_META = ("article:author", "author", "parsely-author", "sailthru.author",
                 "dcterms.creator", "byl", "citation_author")
 # "A, B", "A; B", "A and B" in the languages crawled (a comma only between full names)
 _AUTHOR_SEPARATORS = re.compile(r"\s*(?:;|,\s*(?=\S+\s+\S+)|\s(?:and|und|et|i|и|і|та)\s)\s*")
-_TITLE_SEPARATOR = re.compile(r"\s+[|\-–—·:»/\\•]+\s+|\s*::\s*|\s+\|\s*|\s*\|\s+")
+# " | ", " - ", "::"...; and "标题_频道_网站": an underscore before a Han or kana character
+_TITLE_SEPARATOR = re.compile(r"\s+[|\-–—·:»/\\•]+\s+|\s*::\s*|\s+\|\s*|\s*\|\s+"
+                              r"|_(?=[\u3040-\u30ff\u3400-\u9fff])")
 _BYLINE_LEAD = re.compile(r"^(?:by|von|par|por|przez|автор|авторка|author)\s*[:\s]\s*",
                           re.IGNORECASE)
 
