@@ -124,6 +124,7 @@ _KEYWORD = re.compile("|".join(f"(?P<{kind}>{'|'.join(map(re.escape, words))})" 
                       re.IGNORECASE)
 _DATELINE = 160  # characters: a longer run of text is a paragraph, not a dateline
 _DATELINE_WORDS = 12  # words but its dates and times: a dateline says little else
+_MAX_DATELINES = 50  # runs of text with dates read in one scope (a page of dated teasers)
 _HEADER_LEVELS = 4  # the headline's ancestors searched for its dateline, nearest first
 _PROSE = frozenset({"h1", "p", "li", "blockquote", "td", "dd", "figcaption"})
 _ISO = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?![\d])")
@@ -218,14 +219,20 @@ def dateline_dates(tree: HtmlElement) -> tuple[str | None, str | None]:
 
 def _written_dates(scope: HtmlElement) -> Iterator[tuple[str, list[tuple[int, str]]]]:
     """The short runs of text in `scope`, outside headline and paragraphs, that hold full
-    dates: (text, [(where, YYYY-MM-DD)])."""
+    dates: (text, [(where, YYYY-MM-DD)]), the first ``_MAX_DATELINES`` of them. Linear in the
+    scope's size: each ancestor's verdict is taken once."""
+    prose: dict[HtmlElement, bool] = {}
+    found = 0
     for text in scope.xpath(".//text()"):
         if not 6 <= len(text) <= _DATELINE or not any(c.isdigit() for c in text):
             continue
-        matches = [(m.start(), found) for m in _TEXT_DATE.finditer(text)
-                   if (found := _from_match(m))]
-        if matches and not _is_prose(text) and not _in_prose(text, scope):
+        matches = [(m.start(), day) for m in _TEXT_DATE.finditer(text)
+                   if (day := _from_match(m))]
+        if matches and not _is_prose(text) and not _in_prose(text, scope, prose):
             yield text, matches
+            found += 1
+            if found == _MAX_DATELINES:
+                return
 
 
 def _is_prose(text: str) -> bool:
@@ -233,16 +240,19 @@ def _is_prose(text: str) -> bool:
     return len(WORD.findall(without_dates(text))) > _DATELINE_WORDS
 
 
-def _in_prose(text: Any, scope: HtmlElement) -> bool:
+def _in_prose(text: Any, scope: HtmlElement, verdicts: dict[HtmlElement, bool]) -> bool:
     """Whether a run of text belongs to the headline or to a paragraph (a date the story tells
-    of, not the story's own)."""
+    of, not the story's own); `verdicts` keeps each element's, so none is read twice."""
     element = text.getparent()
     if text.is_tail:
         element = element.getparent()
     while element is not None and element is not scope:
-        if element.tag in _PROSE and (element.tag == "h1"
-                                      or _is_prose(element.text_content()[:_DATELINE * 4])):
-            return True
+        if element.tag in _PROSE:
+            if element not in verdicts:
+                verdicts[element] = element.tag == "h1" or _is_prose(
+                    element.text_content()[:_DATELINE * 4])
+            if verdicts[element]:
+                return True
         element = element.getparent()
     return False
 
