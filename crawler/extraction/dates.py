@@ -97,16 +97,14 @@ MONTHS: dict[str, tuple[tuple[str, ...], ...]] = {
 PUBLISHED = ("published", "posted", "опубликовано", "опубліковано", "opublikowano",
              "veröffentlicht", "publié", "publicado", "pubblicato", "δημοσίευση",
              "δημοσιεύθηκε", "发布", "發布", "公開", "掲載", "投稿")
-UPDATED = ("updated", "last updated", "modified", "обновлено", "обновлён", "изменено",
-           "оновлено", "zaktualizowano", "aktualizacja", "aktualisiert", "geändert",
-           "mis à jour", "modifié", "actualizado", "actualización", "aggiornato",
-           "atualizado", "ενημερώθηκε", "ενημέρωση", "更新", "修改", "最終更新", "更新日")
+UPDATED = ("updated", "modified", "обновлено", "обновлён", "изменено", "оновлено",
+           "zaktualizowano", "aktualizacja", "aktualisiert", "geändert", "mis à jour", "modifié",
+           "actualizado", "actualización", "aggiornato", "atualizado", "ενημερώθηκε",
+           "ενημέρωση", "更新", "修改")
 
 _MONTH_NUMBER = {name.casefold(): number for months in MONTHS.values()
                  for number, names in enumerate(months, start=1) for name in names}
 _MONTH_NAME = "|".join(sorted(map(re.escape, _MONTH_NUMBER), key=len, reverse=True))
-_DAY = r"(?P<d>[0-3]?\d)"
-_YEAR = r"(?P<y>(?:19|20)\d\d)"
 # a full date as written in a dateline; a day-first slashed date only when the day says so
 _TEXT_DATE = re.compile(
     rf"(?<![\d.])(?:"
@@ -143,7 +141,7 @@ def page_dates(tree: HtmlElement, url: str | None, meta: dict[str, list[str]],
     its JSON-LD article object."""
     published = (_first_date(_ld_values(article, "datePublished", "dateCreated"))
                  or _first_date(v for key in PUBLISHED_META for v in meta.get(key, ()))
-                 or _first_date(_time_elements(tree, "datePublished")))
+                 or _first_date(_time_elements(tree)))
     modified = (_first_date(_ld_values(article, "dateModified"))
                 or _first_date(v for key in MODIFIED_META for v in meta.get(key, ()))
                 or _first_date(tree.xpath("//time[@itemprop='dateModified']/@datetime")))
@@ -170,10 +168,10 @@ def _first_date(values: Any) -> str | None:
     return None
 
 
-def _time_elements(tree: HtmlElement, prop: str) -> list[str]:
+def _time_elements(tree: HtmlElement) -> list[str]:
     """``<time datetime>`` of the article: marked as the publication time, else the first one
     near the headline (never one from a sidebar or a teaser list further down)."""
-    marked = tree.xpath(f"//time[@pubdate or @itemprop='{prop}'][@datetime]/@datetime")
+    marked = tree.xpath("//time[@pubdate or @itemprop='datePublished'][@datetime]/@datetime")
     if marked:
         return [str(v) for v in marked]
     for scope in _header_scopes(tree):
