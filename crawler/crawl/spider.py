@@ -43,6 +43,7 @@ from crawler.crawl.warc_capture import CAPTURE_META
 from crawler.discovery.css import InlineStyles, stylesheet_references
 from crawler.discovery.digests import DigestSet
 from crawler.discovery.feeds import Candidate, Listing, NotADiscoveryDocument
+from crawler.discovery.listed import ListedDates
 from crawler.discovery.markup import (
     ASSET,
     FRAME,
@@ -85,6 +86,7 @@ class OutletSpider(scrapy.Spider):
         self.scopes = {o.name: HostScope((*o.start_urls, *o.feeds, *o.sitemaps),
                                          o.crawl.allow_subdomains) for o in job.outlets}
         self._seen = DigestSet()  # digests of canonical URLs: one fetch each
+        self._listed_dates = ListedDates()  # of URLs a link queued before a listing named them
         self._archive: ArchivingExtension | None = None
         # pages' markup is read off the reactor, in one thread of its own: in the reactor's
         # pool each thread keeps a malloc arena (20 MB more RSS in benchmarks/crawl.py)
@@ -161,6 +163,8 @@ class OutletSpider(scrapy.Spider):
         digest = hashlib.blake2b(url.encode(), digest_size=8).digest()
         if digest in self._seen:
             self._count(outlet, "skipped/duplicate")
+            if listed is not None:
+                self._listed_dates.remember(url, listed.date)
             return None
         is_page = callback is None
         if is_page and outlet.crawl.max_pages and self._pages[outlet.name] >= \
@@ -380,6 +384,9 @@ class OutletSpider(scrapy.Spider):
     def article_item(self, outlet: OutletConfig, response: TextResponse, markup: Markup
                      ) -> dict[str, Any] | None:
         """The item extraction gets; None when the archive holds this very payload already."""
+        # the date of a listing that named the URL after a link had queued it
+        listed_later = self._listed_dates.pop(response.meta.get("redirect_urls",
+                                                                [response.url])[0])
         capture = response.meta[CAPTURE_META]
         if capture["revisit"]:
             self._count(outlet, "articles/unchanged")
@@ -395,7 +402,7 @@ class OutletSpider(scrapy.Spider):
             "encoding": response.encoding,
             "language": outlet.language,
             "prune": outlet.prune,
-            "listed_date": response.meta.get("listed_date"),
+            "listed_date": response.meta.get("listed_date") or listed_later,
             "canonical_url": canonical_url(markup.canonical) if markup.canonical else None,
             "capture": capture,
             "previous_text": response.meta.get("previous_text"),
