@@ -17,6 +17,7 @@ from typing import Any
 
 class PayloadIndex:
     def __init__(self, path: Path) -> None:
+        self.path = path
         path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -38,4 +39,6 @@ class PayloadIndex:
                          (digest, url, captured_at, record_id))
 
     def close(self) -> None:
+        """Closed with the crawl's last shard: nothing refers to it any more."""
         self._db.close()
+        self.path.unlink(missing_ok=True)
