@@ -10,10 +10,12 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -371,3 +373,75 @@ def test_replayed_article_looks_like_the_live_one(first: dict[str, Any], site: S
         "the replayed page reached out to the live web"
     share = identical_share(live, replayed)
     assert share >= 0.98, f"{share:.1%} of the live page's pixels came back"
+
+
+# what the replayed page must show: every sized image decoded, the web font loaded, the
+# stylesheet applied (the header's border) and its imported stylesheet (the title's colour)
+RENDERED = """(() => {
+  const images = Array.from(document.images).filter(i => i.width > 1);
+  const font = Array.from(document.fonts).some(
+    f => f.family.replace(/"/g, "") === "Fixture Serif" && f.status === "loaded");
+  return document.readyState === "complete" && images.length >= 6 &&
+    images.every(i => i.complete && i.naturalWidth > 0) && font &&
+    getComputedStyle(document.querySelector("header")).borderBottomWidth === "6px" &&
+    getComputedStyle(document.querySelector("h1")).color === "rgb(181, 137, 0)";
+})()"""
+
+
+def test_the_wacz_replays_with_its_requisites_in_replaywebpage(
+        first: dict[str, Any], site: Site, tmp_path: Path) -> None:
+    from tests.test_interop import REPLAY_DEADLINE, REPLAYWEBPAGE, DevTools, RangeHandler
+    assert (REPLAYWEBPAGE / "sw.js").is_file(), \
+        "ReplayWeb.page is not unpacked (scripts/dev.sh setup installs it)"
+    root = tmp_path / "site"
+    (root / "replay").mkdir(parents=True)
+    shutil.copy(REPLAYWEBPAGE / "ui.js", root / "ui.js")
+    shutil.copy(REPLAYWEBPAGE / "sw.js", root / "replay" / "sw.js")
+    exported = run_cli("export-wacz", "--archive", str(first["work"] / "archive"), "--crawl",
+                       first["dir"].name, "-o", str(root / "crawl.wacz"))
+    assert exported.returncode == 0, exported.stderr + exported.stdout
+    article = f"{site.outlet.url}articles/second.html"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    (root / "index.html").write_text(
+        '<!doctype html><html><head><meta charset="utf-8"><script src="ui.js"></script></head>'
+        f'<body><replay-web-page source="{base}/crawl.wacz" url="{article}" '
+        'replayBase="replay/" embed="replayonly" style="display:block;width:100%;height:1400px">'
+        "</replay-web-page></body></html>", "utf-8")
+    browser = DevTools(tmp_path / "profile")
+    rendered = False
+    try:
+        browser.open(f"{base}/index.html")
+        deadline = time.monotonic() + REPLAY_DEADLINE
+        while not rendered and time.monotonic() < deadline:
+            time.sleep(1)
+            rendered = any(_evaluate(browser, frame, RENDERED) for frame in _frames(browser)
+                           if frame["url"].endswith(article))
+    finally:
+        browser.screenshot(tmp_path / "replaywebpage.png")  # what a person would have seen
+        browser.close()
+        server.shutdown()
+        server.server_close()
+    assert rendered, "the article replayed without its images, font or stylesheets"
+
+
+def _frames(browser: Any) -> list[dict[str, Any]]:
+    frames, found = [browser.call("Page.getFrameTree")["frameTree"]], []
+    while frames:
+        node = frames.pop()
+        frames.extend(node.get("childFrames", []))
+        found.append(node["frame"])
+    return found
+
+
+def _evaluate(browser: Any, frame: dict[str, Any], expression: str) -> Any:
+    from tests.test_interop import DevToolsError
+    try:
+        world = browser.call("Page.createIsolatedWorld", frameId=frame["id"])
+        result = browser.call("Runtime.evaluate", contextId=world["executionContextId"],
+                              expression=expression)
+    except DevToolsError:  # the frame navigated meanwhile
+        return None
+    return result["result"].get("value")
