@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -165,53 +166,55 @@ def crawl(outlet: Outlet, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return first | {"recheck": second}
 
 
-@pytest.fixture
-def site(crawl: dict[str, Any], tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """ReplayWeb.page's embed page (its ``ui.js``, its service worker under ``replay/``) and the
-    crawl's WACZ, served from 127.0.0.1 with byte ranges."""
+@contextmanager
+def replaywebpage_site(root: Path, archive: Path, crawl_id: str, url: str, height: int = 950
+                       ) -> Iterator[str]:
+    """ReplayWeb.page's embed page (its ``ui.js``, its service worker under ``replay/``)
+    opening `url` from the crawl's exported WACZ, served from 127.0.0.1 with byte ranges; the
+    site's base URL."""
     assert (REPLAYWEBPAGE / "sw.js").is_file(), \
         "ReplayWeb.page is not unpacked (scripts/dev.sh setup installs it)"
-    root = tmp_path / "site"
     (root / "replay").mkdir(parents=True)
     shutil.copy(REPLAYWEBPAGE / "ui.js", root / "ui.js")
     shutil.copy(REPLAYWEBPAGE / "sw.js", root / "replay" / "sw.js")
-    exported = run_cli("export-wacz", "--archive", str(crawl["archive"]), "--crawl",
-                       crawl["crawl_id"], "-o", str(root / "crawl.wacz"))
+    exported = run_cli("export-wacz", "--archive", str(archive), "--crawl", crawl_id,
+                       "-o", str(root / "crawl.wacz"))
     assert exported.returncode == 0, exported.stderr + exported.stdout
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    (root / "index.html").write_text(
+        '<!doctype html><html><head><meta charset="utf-8"><script src="ui.js"></script></head>'
+        f'<body><replay-web-page source="{base}/crawl.wacz" url="{url}" replayBase="replay/"'
+        f' embed="replayonly" style="display:block;width:100%;height:{height}px">'
+        "</replay-web-page></body></html>", "utf-8")
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
+        yield base
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_wacz_replays_in_replaywebpage(site: tuple[str, Path], outlet: Outlet,
+def test_wacz_replays_in_replaywebpage(crawl: dict[str, Any], outlet: Outlet,
                                        tmp_path: Path) -> None:
-    base, root = site
     article = EXPECTED["articles"][0]
     url = outlet.url.rstrip("/") + article["path"]
-    (root / "index.html").write_text(
-        '<!doctype html><html><head><meta charset="utf-8"><script src="ui.js"></script></head>'
-        f'<body><replay-web-page source="{base}/crawl.wacz" url="{url}" replayBase="replay/"'
-        ' embed="replayonly" style="display:block;width:100%;height:950px">'
-        "</replay-web-page></body></html>", "utf-8")
     sentence = article["paragraphs"][0][:80]
-    browser = DevTools(tmp_path / "profile")
-    try:
-        browser.open(f"{base}/index.html")
-        deadline = time.monotonic() + REPLAY_DEADLINE
-        texts: dict[str, str] = {}
-        while not any(sentence in text for text in texts.values()):
-            assert time.monotonic() < deadline, f"the article did not replay: {texts}"
-            time.sleep(1)
-            texts = browser.frame_texts()
-    finally:
-        browser.screenshot(tmp_path / "replaywebpage.png")  # what a person would have seen
-        browser.close()
+    with replaywebpage_site(tmp_path / "site", crawl["archive"], crawl["crawl_id"], url) as base:
+        browser = DevTools(tmp_path / "profile")
+        try:
+            browser.open(f"{base}/index.html")
+            deadline = time.monotonic() + REPLAY_DEADLINE
+            texts: dict[str, str] = {}
+            while not any(sentence in text for text in texts.values()):
+                assert time.monotonic() < deadline, f"the article did not replay: {texts}"
+                time.sleep(1)
+                texts = browser.frame_texts()
+        finally:
+            browser.screenshot(tmp_path / "replaywebpage.png")  # what a person would have seen
+            browser.close()
     replayed = next(frame for frame, text in texts.items() if sentence in text)
     assert replayed.startswith(f"{base}/replay/") and replayed.endswith(url), replayed
 

@@ -15,7 +15,6 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -84,10 +83,10 @@ def records(crawl_dir: Path) -> dict[str, list[Any]]:
     return found
 
 
-def crawl(work: Path, site: Site, *args: str) -> dict[str, Any]:
+def crawl(work: Path, site: Site, *args: str, extra: str = "") -> dict[str, Any]:
     site.outlet_log.clear()
     site.cdn_log.clear()
-    result = run_cli("crawl", "-c", str(write_config(work, site)), *args)
+    result = run_cli("crawl", "-c", str(write_config(work, site, extra)), *args)
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout
     crawls = sorted((work / "archive" / "crawls").iterdir())
     return {"stdout": result.stdout, "dir": crawls[-1], "records": records(crawls[-1]),
@@ -223,24 +222,16 @@ def test_verify_and_the_wacz_see_the_requisites(first: dict[str, Any], site: Sit
 
 
 def test_requisites_can_be_switched_off(site: Site, tmp_path: Path) -> None:
-    config = write_config(tmp_path, site, "requisites = false")
-    site.outlet_log.clear()
-    site.cdn_log.clear()
-    result = run_cli("crawl", "-c", str(config))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert not [p for p, _ in site.outlet_log if "/req/" in p] and site.cdn_log == []
+    bare = crawl(tmp_path, site, extra="requisites = false")
+    assert not [p for p, _ in bare["outlet_log"] if "/req/" in p] and bare["cdn_log"] == []
 
 
 def test_media_bodies_can_be_left_out_posters_are_kept(site: Site, tmp_path: Path) -> None:
-    config = write_config(tmp_path, site, "media = false")
-    site.outlet_log.clear()
-    site.cdn_log.clear()
-    result = run_cli("crawl", "-c", str(config))
-    assert result.returncode == 0, result.stderr[-3000:]
-    fetched = {p for p, _ in site.outlet_log + site.cdn_log}
+    result = crawl(tmp_path, site, extra="media = false")
+    fetched = {p for p, _ in result["outlet_log"] + result["cdn_log"]}
     assert "/req/poster.png" in fetched
     assert not fetched & {"/req/clip.webm", "/req/stream.ogg", "/req/big.webm"}
-    assert "skipped/media 3" in result.stdout, result.stdout
+    assert "skipped/media 3" in result["stdout"], result["stdout"]
 
 
 # ---------------------------------------------------------------- the readers' parts
@@ -390,40 +381,22 @@ RENDERED = """(() => {
 
 def test_the_wacz_replays_with_its_requisites_in_replaywebpage(
         first: dict[str, Any], site: Site, tmp_path: Path) -> None:
-    from tests.test_interop import REPLAY_DEADLINE, REPLAYWEBPAGE, DevTools, RangeHandler
-    assert (REPLAYWEBPAGE / "sw.js").is_file(), \
-        "ReplayWeb.page is not unpacked (scripts/dev.sh setup installs it)"
-    root = tmp_path / "site"
-    (root / "replay").mkdir(parents=True)
-    shutil.copy(REPLAYWEBPAGE / "ui.js", root / "ui.js")
-    shutil.copy(REPLAYWEBPAGE / "sw.js", root / "replay" / "sw.js")
-    exported = run_cli("export-wacz", "--archive", str(first["work"] / "archive"), "--crawl",
-                       first["dir"].name, "-o", str(root / "crawl.wacz"))
-    assert exported.returncode == 0, exported.stderr + exported.stdout
+    from tests.test_interop import REPLAY_DEADLINE, DevTools, replaywebpage_site
     article = f"{site.outlet.url}articles/second.html"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    (root / "index.html").write_text(
-        '<!doctype html><html><head><meta charset="utf-8"><script src="ui.js"></script></head>'
-        f'<body><replay-web-page source="{base}/crawl.wacz" url="{article}" '
-        'replayBase="replay/" embed="replayonly" style="display:block;width:100%;height:1400px">'
-        "</replay-web-page></body></html>", "utf-8")
-    browser = DevTools(tmp_path / "profile")
-    rendered = False
-    try:
-        browser.open(f"{base}/index.html")
-        deadline = time.monotonic() + REPLAY_DEADLINE
-        while not rendered and time.monotonic() < deadline:
-            time.sleep(1)
-            rendered = any(_evaluate(browser, frame, RENDERED) for frame in _frames(browser)
-                           if frame["url"].endswith(article))
-    finally:
-        browser.screenshot(tmp_path / "replaywebpage.png")  # what a person would have seen
-        browser.close()
-        server.shutdown()
-        server.server_close()
+    with replaywebpage_site(tmp_path / "site", first["work"] / "archive", first["dir"].name,
+                            article, height=1400) as base:
+        browser = DevTools(tmp_path / "profile")
+        rendered = False
+        try:
+            browser.open(f"{base}/index.html")
+            deadline = time.monotonic() + REPLAY_DEADLINE
+            while not rendered and time.monotonic() < deadline:
+                time.sleep(1)
+                rendered = any(_evaluate(browser, frame, RENDERED)
+                               for frame in _frames(browser) if frame["url"].endswith(article))
+        finally:
+            browser.screenshot(tmp_path / "replaywebpage.png")  # what a person would have seen
+            browser.close()
     assert rendered, "the article replayed without its images, font or stylesheets"
 
 
