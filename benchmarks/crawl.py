@@ -147,23 +147,29 @@ def wget(url: str, work: Path, *options: str) -> dict[str, float]:
     return figures
 
 
-def discovery_cost(site: Path, pages: int = 300) -> tuple[float, float]:
-    """Milliseconds of CPU per article page to read its markup as a crawl without requisites
-    does (the head only) and with them (the whole page, its requisites and inline CSS)."""
+def discovery_cost(site: Path, pages: int = 300) -> dict[str, float]:
+    """Milliseconds of CPU per page that finding requisites costs: in the crawl process, for a
+    page it reads whole anyway (a section page: read with requisites against without), and
+    in an extraction worker, for an article (read from the tree it parses anyway)."""
     sys.path.insert(0, str(ROOT))
     from crawler.discovery.css import InlineStyles
-    from crawler.discovery.markup import read_markup
+    from crawler.discovery.markup import read_markup, tree_requisites
+    from crawler.extraction.document import parse_html
 
     files = sorted((site / "www" / "news").rglob("*.html"))[:pages]
     bodies = [(f.read_bytes(), "http://127.0.0.1/" + f.name) for f in files]
+    trees = [(parse_html(body), url) for body, url in bodies]
     styles = InlineStyles()
-    costs = []
-    for options in ({"head_only": True}, {"styles": styles}):
+
+    def per_page(read: Callable[[Any, str], Any], inputs: list[tuple[Any, str]]) -> float:
         start = time.process_time()
-        for body, url in bodies:
-            read_markup(body, url, **options)
-        costs.append((time.process_time() - start) * 1000 / len(bodies))
-    return costs[0], costs[1]
+        for page, url in inputs:
+            read(page, url)
+        return (time.process_time() - start) * 1000 / len(inputs)
+
+    return {"whole": per_page(read_markup, bodies),
+            "whole_with": per_page(lambda b, u: read_markup(b, u, styles=styles), bodies),
+            "worker": per_page(lambda t, u: tree_requisites(t, u, styles), trees)}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -252,10 +258,12 @@ def main() -> None:
                     without = served(server, crawl, source + "\nrequisites = false", work,
                                      f"bare{n}", "/news/")
                     report("  the same with requisites = false", without)
-                    head, whole = discovery_cost(site)
-                    print(f"  discovery of requisites: {whole - head:.2f} ms of CPU per "
-                          f"article page (markup read whole with requisites {whole:.2f} ms, "
-                          f"head only {head:.2f} ms)")
+                    cost = discovery_cost(site)
+                    print(f"  discovery of requisites, CPU ms per page: crawl process, a page "
+                          f"read whole {cost['whole_with'] - cost['whole']:.2f} "
+                          f"({cost['whole_with']:.2f} with, {cost['whole']:.2f} without), an "
+                          f"article 0 (its head only, as without); extraction worker, an article "
+                          f"{cost['worker']:.2f}")
                 if args.wget:
                     options = ("--page-requisites", "--span-hosts",
                                "--domains=127.0.0.1,127.0.0.2") if args.requisites else ()

@@ -22,7 +22,8 @@ from twisted.internet.defer import DeferredSemaphore
 from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.politeness import outlet_stat
 from crawler.crawl.threads import run_in
-from crawler.extraction.document import extract_document
+from crawler.discovery.markup import Requisite
+from crawler.extraction.document import extract_with_requisites
 from crawler.extraction.pool import ExtractionPool
 from crawler.extraction.templates import TemplateLearner
 from crawler.records import text_record
@@ -31,9 +32,10 @@ from crawler.store.state import article_state
 logger = logging.getLogger(__name__)
 
 class ExtractionPipeline:
-    def __init__(self, archive: ArchivingExtension, workers: int, stats: Any) -> None:
+    def __init__(self, crawler: Crawler, archive: ArchivingExtension, workers: int) -> None:
+        self.crawler = crawler
         self.archive = archive
-        self.stats = stats
+        self.stats = crawler.stats
         # one pool for the crawl's outlets: the most patient outlet's timeout applies
         self.pool = ExtractionPool(workers, timeout=max(
             o.crawl.extract_timeout for o in archive.job.outlets))
@@ -49,7 +51,7 @@ class ExtractionPipeline:
         archive = crawler.get_extension(ArchivingExtension)
         if archive is None:
             raise NotConfigured("ArchivingExtension is not enabled: no text shard to write into")
-        return cls(archive, workers, crawler.stats)
+        return cls(crawler, archive, workers)
 
     async def process_item(self, item: Any) -> Any:
         page = ItemAdapter(item)
@@ -57,11 +59,13 @@ class ExtractionPipeline:
         text_shard = await maybe_deferred_to_future(self.archive.begin_text(capture["warc_file"]))
         await maybe_deferred_to_future(self.slots.acquire())
         try:
-            extracted = await maybe_deferred_to_future(run_in(self.pool, partial(
-                extract_document, page["body"], page["url"], encoding=page.get("encoding"),
+            extracted, requisites = await maybe_deferred_to_future(run_in(self.pool, partial(
+                extract_with_requisites, page["body"], page["url"],
+                requisites=bool(page.get("requisites")), encoding=page.get("encoding"),
                 prune=tuple(page.get("prune") or ()), body=self.bodies.get(page["outlet"]),
                 listed_date=page.get("listed_date"),
                 templates=self.templates.templates(page["outlet"]))))
+            self.fetch_requisites(page, requisites)
             if extracted:  # before the slot goes to the next page, which then knows this one
                 self.templates.observe(page["outlet"], extracted["fingerprints"])
             failed = False
@@ -76,6 +80,13 @@ class ExtractionPipeline:
         if failed or not written:  # the URL stays due: the next crawl extracts it again
             self.stats.inc_value(outlet_stat(page["outlet"], "articles/failed"))
         return {k: v for k, v in (record or {}).items() if k != "text"} or {"url": page["url"]}
+
+    def fetch_requisites(self, page: ItemAdapter, requisites: list[Requisite]) -> None:
+        """What the article loads, read by its extraction, goes to the spider's requisites."""
+        spider = self.crawler.spider
+        outlet = spider.outlets[page["outlet"]]
+        for request in spider.requisites(outlet, requisites, 1, page["url"]):
+            self.crawler.engine.crawl(request)
 
     def text_and_state(self, page: ItemAdapter, extracted: dict[str, Any] | None,
                        failed: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:

@@ -343,8 +343,11 @@ class OutletSpider(scrapy.Spider):
         source = response.meta["source"]
         article = self.url_says_article(outlet, response.url,
                                         source in ("feed", "sitemap", "recheck"))
+        # an article its extraction will read needs its head only: the extraction, which parses
+        # the whole page anyway, reads its requisites too (crawler.crawl.extraction_pipeline)
+        extracted = bool(article) and _to_extract(response)
+        styles = self._styles if outlet.crawl.requisites and not extracted else None
         # however hostile the markup, other outlets' requests go on meanwhile
-        styles = self._styles if outlet.crawl.requisites else None
         markup: Markup = await run_in(self._markup_reader, partial(
             read_markup, response.body, response.url, response.encoding,
             head_only=bool(article) and styles is None, styles=styles))
@@ -352,6 +355,7 @@ class OutletSpider(scrapy.Spider):
             yield request
         if article or (article is None and markup.says_article):
             if item := self.article_item(outlet, response, markup):
+                item["requisites"] = outlet.crawl.requisites and extracted
                 yield item
             return  # articles are leaves: their links are not followed
         if source == "start":
@@ -388,11 +392,10 @@ class OutletSpider(scrapy.Spider):
         listed_later = self._listed_dates.pop(response.meta.get("redirect_urls",
                                                                 [response.url])[0])
         capture = response.meta[CAPTURE_META]
-        if capture["revisit"]:
-            self._count(outlet, "articles/unchanged")
-            return None  # the archive holds this very payload: no new text
-        if capture.get("text_stored"):
-            return None  # a resumed crawl: extracted before the interruption
+        if not _to_extract(response):
+            if capture["revisit"]:  # the archive holds this very payload: no new text
+                self._count(outlet, "articles/unchanged")
+            return None  # or a resumed crawl's, extracted before the interruption
         self._count(outlet, "articles")
         return {
             "url": response.url,
@@ -431,6 +434,13 @@ class OutletSpider(scrapy.Spider):
         if self._allow[outlet.name]:
             return any(p.search(url) for p in self._allow[outlet.name])
         return True if listed else None
+
+
+def _to_extract(response: Response) -> bool:
+    """Whether an article's response goes to extraction: not when the archive holds this
+    very payload (a revisit), nor when a resumed crawl extracted it before the interruption."""
+    capture = response.meta[CAPTURE_META]
+    return not (capture["revisit"] or capture.get("text_stored"))
 
 
 def _stylesheet_requisites(response: Response) -> list[Requisite]:

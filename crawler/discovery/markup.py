@@ -69,6 +69,32 @@ def read_markup(body: bytes, page_url: str, encoding: str = "utf-8", *,
     return reader.markup(page_url)
 
 
+# Elements that can make a browser load something, by name; any other, by its style attribute
+_CARRIER_TAGS = ("img", "source", "input", "link", "script", "style", "iframe", "frame",
+                 "video", "audio", "track", "embed", "object", "image", "use", "feimage", "base")
+_STYLED = etree.XPath("//*[@style or @background]")
+
+
+def tree_requisites(tree: etree._Element, page_url: str, styles: InlineStyles
+                    ) -> list[Requisite]:
+    """The requisites of a page already parsed into a tree (the extraction's, before it is
+    cleaned: a page is parsed once). lxml picks the elements that can load something, in C;
+    each is read as the tokenizer's reader reads it; ``<template>`` content is not."""
+    reader = _Reader(styles)
+    carriers = list(tree.iter(*_CARRIER_TAGS))
+    carriers += [e for e in _STYLED(tree) if e.tag not in _CARRIER_TAGS]
+    for element in carriers:
+        if next(element.iterancestors("template"), None) is not None:
+            continue
+        parent = element.getparent()
+        reader.media = int(parent is not None and parent.tag in ("video", "audio"))
+        reader.start(element.tag, element.attrib)
+        if reader.style is not None:  # a <style> block: its text, at once
+            reader.data(element.text or "")
+            reader.end("style")
+    return reader.markup(page_url).requisites
+
+
 class _Reader:
     """lxml parser target: called for each start and end tag and each text run."""
 

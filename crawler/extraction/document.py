@@ -30,6 +30,8 @@ import lxml.etree
 import lxml.html
 from lxml.html import HtmlElement
 
+from crawler.discovery.css import InlineStyles
+from crawler.discovery.markup import Requisite, tree_requisites
 from crawler.extraction.boilerplate import remove_boilerplate
 from crawler.extraction.dates import without_dates
 from crawler.extraction.metadata import page_metadata
@@ -50,6 +52,8 @@ EXTRACTION_PROFILE: dict[str, Any] = {
 }
 
 LANGUAGE_SAMPLE = 600  # characters of the text language detection reads
+# inline <style> blocks' references, remembered in each extraction worker (pages repeat them)
+_INLINE_STYLES = InlineStyles()
 
 # Every element an HtmlElement, chosen in C: lxml.html's own parser asks a Python method for each
 # element's class (forms and inputs get their own), which cost a tenth of the extraction.
@@ -108,6 +112,25 @@ def extract_document(
     tree = parse_html(html, encoding)
     if tree is None:
         return None
+    return extract_tree(tree, url, prune=prune, body=body, listed_date=listed_date,
+                        templates=templates)
+
+
+def extract_with_requisites(html: bytes | str, url: str, *, requisites: bool = True,
+                            **options: Any) -> tuple[dict[str, Any] | None, list[Requisite]]:
+    """``extract_document``, and (when asked) the page's requisites, what it loads to render,
+    read from the same tree before extraction cleans it: the crawl parses an article once."""
+    tree = parse_html(html, options.pop("encoding", None))
+    if tree is None:
+        return None, []
+    found = tree_requisites(tree, url, _INLINE_STYLES) if requisites else []
+    return extract_tree(tree, url, **options), found
+
+
+def extract_tree(tree: HtmlElement, url: str | None = None, *, prune: tuple[str, ...] = (),
+                 body: str | None = None, listed_date: str | None = None,
+                 templates: Collection[int] = ()) -> dict[str, Any] | None:
+    """``extract_document`` of a parsed page (the tree is cleaned as it goes)."""
     meta = {k: _printable(v) for k, v in page_metadata(tree, url, listed_date=listed_date).items()}
     headlines = _headlines(tree, meta["title"])
     lxml.etree.strip_elements(tree, *_NOT_TEXT, with_tail=False)
