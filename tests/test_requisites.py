@@ -23,11 +23,27 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.discovery.css import declarations_references, stylesheet_references
-from crawler.discovery.markup import srcset_urls
+from crawler.discovery.css import InlineStyles, declarations_references, stylesheet_references
+from crawler.discovery.markup import (
+    ASSET,
+    FRAME,
+    MEDIA,
+    STYLESHEET,
+    read_markup,
+    srcset_urls,
+    tree_requisites,
+)
+from crawler.extraction.document import parse_html
 from crawler.jobs.demo import OutletServer
 from tests.conftest import run_cli
-from tests.requisites_site import ARTICLES, REQUISITE_MAX_SIZE, RecordingHandler, build, recording
+from tests.requisites_site import (
+    ARTICLES,
+    REQUISITE_MAX_SIZE,
+    RecordingHandler,
+    article_html,
+    build,
+    recording,
+)
 
 CDN_HOST = "127.0.0.2"
 
@@ -245,6 +261,20 @@ def test_media_bodies_can_be_left_out_posters_are_kept(site: Site, tmp_path: Pat
 ])
 def test_srcset_candidates_follow_the_html_rules(srcset: str, urls: list[str]) -> None:
     assert srcset_urls(srcset) == urls
+
+
+def test_the_tokenizer_and_the_tree_find_the_same_requisites() -> None:
+    """A section page's requisites are read by the crawl's tokenizer pass, an article's from
+    its extraction's tree: the same, every kind found, no trap taken."""
+    page = article_html("third", "http://cdn.test", 2).encode()
+    url = "http://outlet.test/articles/third.html"
+    by_tokens = read_markup(page, url, styles=InlineStyles()).requisites
+    by_tree = tree_requisites(parse_html(page), url, InlineStyles())
+    assert set(by_tokens) == set(by_tree)
+    assert len(by_tree) == 28 and not [r for r in by_tree if "/trap/" in r.url]
+    kinds = {r.url.rsplit("/", 1)[1]: r.kind for r in by_tree}
+    assert (kinds["site.css"], kinds["widget.html"], kinds["clip.webm"], kinds["poster.png"]) \
+        == (STYLESHEET, FRAME, MEDIA, ASSET)
 
 
 def test_css_references_are_read_from_tokens_not_text() -> None:
