@@ -30,7 +30,7 @@ class Edited:
     url: str
     outlet: str
     revisions: int        # its latest text's revision: 2 after one edit
-    first_seen: str       # when it was first captured
+    first_seen: str       # when it was first captured (to the second)
     last_edit: str        # when the latest revision was fetched
     crawl_id: str         # the crawl that holds the latest revision
     record_id: str        # the WARC record of its latest capture
@@ -47,9 +47,10 @@ def edited_articles(store: ArchiveStore, outlets: Iterable[str] = (), since: str
         fetched = text.get("fetched_at") or ""
         if since and fetched[:len(since)] < since:
             continue
+        first_seen = entry.get("first_seen") or ""
         yield Edited(entry["url"], entry.get("outlet", ""), text["revision"],
-                     entry.get("first_seen") or "", fetched, text.get("crawl_id", ""),
-                     text.get("warc_record_id", ""))
+                     first_seen[:19] + "Z" if first_seen else "", fetched,
+                     text.get("crawl_id", ""), text.get("warc_record_id", ""))
 
 
 def two_revisions(store: ArchiveStore, url: str, old: int | None = None,

@@ -26,6 +26,8 @@ from crawler.store.backends import ArchiveStore
 from crawler.store.run_records import read_runs
 
 EDITS_SHOWN = 500  # rows of the edited-articles table; the rest are counted
+CRAWLS_SHOWN = 50  # latest crawls in an outlet's table (its plots show them all)
+RUNS_SHOWN = 200  # latest runs in the crawl runs table
 
 
 @dataclass
@@ -182,7 +184,7 @@ def _outlet_section(outlet: str, crawls: list[OutletCrawl], data: ReportData,
                 "articles without text or with a short one, of texts without title or date"),
     ]
     rows = []
-    for c in reversed(crawls):
+    for c in crawls[:-CRAWLS_SHOWN - 1:-1]:
         h = c.health
         flags = h.get("flags") or {}
         errors = ", ".join(f"{k} {v}" for k, v in sorted(c.errors.items())) or "0"
@@ -196,18 +198,20 @@ def _outlet_section(outlet: str, crawls: list[OutletCrawl], data: ReportData,
             f"<td>{h.get('median_words') if h.get('median_words') is not None else '-'}</td>"
             f"<td class=l>{escape(errors)}</td><td class=l>{_flags_html(flags)}</td></tr>")
     link = (f' <a class="muted" href={_attr(replay + "/")}>replay</a>' if replay else "")
+    earlier = (f'<p class="muted">and {len(crawls) - CRAWLS_SHOWN} earlier crawls (in the '
+               "plots)</p>" if len(crawls) > CRAWLS_SHOWN else "")
     return (f'<section id="outlet-{outlet}"><h2>{escape(outlet)}{link}</h2>'
             f'<div class="plots">{"".join(plots)}</div>'
             f"<table><tr><th class=l>started</th><th class=l>crawl</th><th>pages fetched</th>"
             f"<th>articles found</th><th>new</th><th>edited</th><th>no text</th>"
             f"<th>short</th><th>untitled</th><th>undated</th><th>median words</th>"
             f"<th class=l>fetch errors</th><th class=l>health</th></tr>{''.join(rows)}</table>"
-            "</section>")
+            f"{earlier}</section>")
 
 
 def _runs_section(data: ReportData) -> str:
     rows = []
-    for run in reversed(data.runs):
+    for run in data.runs[:-RUNS_SHOWN - 1:-1]:
         counts = run.get("counts") or {}
         errors = run.get("errors") or {}
         crawl = data.crawls.get(run.get("crawl_id") or "", {})
@@ -222,6 +226,8 @@ def _runs_section(data: ReportData) -> str:
             f"<td>{sum(v for k, v in counts.items() if k.startswith('revisits/'))}</td>"
             f"<td>{crawl.get('bytes', counts.get('warc_bytes', 0)) / 1e6:.2f}</td>"
             f"<td>{errors.get('fetch', 0)}</td><td>{errors.get('logged', 0)}</td></tr>")
+    earlier = (f'<p class="muted">and {len(data.runs) - RUNS_SHOWN} earlier runs</p>'
+               if len(data.runs) > RUNS_SHOWN else "")
     incomplete = (f'<p class="muted">Incomplete (running, or interrupted: '
                   f'<code>newsarchive crawl --resume CRAWL_ID</code>): '
                   f"{escape(', '.join(data.incomplete))}</p>" if data.incomplete else "")
@@ -229,7 +235,8 @@ def _runs_section(data: ReportData) -> str:
             "<th class=l>crawl</th><th class=l>started</th><th>duration</th><th>exit code</th>"
             "<th class=l>reason</th><th>pages fetched</th><th>text records</th>"
             "<th>revisit records</th><th>MB stored</th><th>fetch errors</th>"
-            f"<th>errors logged</th></tr>{''.join(rows)}</table>{incomplete}</section>")
+            f"<th>errors logged</th></tr>{''.join(rows)}</table>{earlier}{incomplete}"
+            "</section>")
 
 
 def _edits_section(data: ReportData, replay: str | None) -> str:
