@@ -20,7 +20,8 @@ import pytest
 from crawler.config import HealthConfig
 from crawler.health import judge
 from crawler.jobs.demo import OutletServer
-from tests.conftest import run_cli
+from tests.conftest import run_cli, s3_archive, s3_env
+from tests.s3server import S3Server
 from tests.test_interop import DevTools
 
 WORDS = ("harbour council budget river energy station school minister report railway "
@@ -381,3 +382,25 @@ def test_an_outlet_that_found_no_article_is_flagged_from_its_first_crawl() -> No
                   NOW)["paper"]
     assert flags == {"no_articles": "no page was taken as an article (2053 pages fetched): "
                                     "check allow, deny, start_urls and feeds"}
+
+
+def test_report_and_edits_read_an_s3_archive(archive: dict[str, Any], s3: S3Server,
+                                             bucket: str, tmp_path: Path) -> None:
+    client = s3.client()
+    for path in sorted(archive["archive"].rglob("*")):
+        key = path.relative_to(archive["archive"]).as_posix()
+        if path.is_file() and not key.startswith(".spool"):
+            client.upload_file(str(path), bucket, f"v1/{key}")
+    config = tmp_path / "outlets.toml"
+    config.write_text(archive["config"].read_text("utf-8").replace(
+        f'uri = "{archive["archive"]}"',
+        f'uri = "s3://{bucket}/v1"\n{s3_archive(s3, tmp_path / "spool")}'), "utf-8")
+    out = tmp_path / "report.html"
+    done = run_cli("report", "-c", str(config), "-o", str(out), env=s3_env(s3))
+    assert done.returncode == 0, done.stderr
+    html = out.read_text("utf-8")
+    assert f"s3://{bucket}/v1" in html
+    assert "redesigned: no_text: 100% of 16 articles gave no text" in html
+    assert html.count('<g id="articles-') == 3
+    edits = run_cli("edits", "-c", str(config), env=s3_env(s3))
+    assert edits.stdout.splitlines()[1].endswith(archive["urls"]["steady"] + "news/0.html")

@@ -186,6 +186,7 @@ def _outlet_section(outlet: str, crawls: list[OutletCrawl], data: ReportData,
     rows = []
     for c in crawls[:-CRAWLS_SHOWN - 1:-1]:
         h = c.health
+        crawl = data.crawls.get(c.crawl_id, {})
         flags = h.get("flags") or {}
         errors = ", ".join(f"{k} {v}" for k, v in sorted(c.errors.items())) or "0"
         rows.append(
@@ -196,7 +197,10 @@ def _outlet_section(outlet: str, crawls: list[OutletCrawl], data: ReportData,
             f"<td>{_share(h, 'short', 'extracted')}</td>"
             f"<td>{_share(h, 'untitled', 'texts')}</td><td>{_share(h, 'undated', 'texts')}</td>"
             f"<td>{h.get('median_words') if h.get('median_words') is not None else '-'}</td>"
-            f"<td class=l>{escape(errors)}</td><td class=l>{_flags_html(flags)}</td></tr>")
+            f"<td class=l>{escape(errors)}</td>"
+            f"<td>{_revisits(crawl.get('counts', {}))}</td>"
+            f"<td>{crawl.get('bytes', 0) / 1e6:.2f}</td><td class=l>{_flags_html(flags)}</td>"
+            "</tr>")
     link = (f' <a class="muted" href={_attr(replay + "/")}>replay</a>' if replay else "")
     earlier = (f'<p class="muted">and {len(crawls) - CRAWLS_SHOWN} earlier crawls (in the '
                "plots)</p>" if len(crawls) > CRAWLS_SHOWN else "")
@@ -205,7 +209,8 @@ def _outlet_section(outlet: str, crawls: list[OutletCrawl], data: ReportData,
             f"<table><tr><th class=l>started</th><th class=l>crawl</th><th>pages fetched</th>"
             f"<th>articles found</th><th>new</th><th>edited</th><th>no text</th>"
             f"<th>short</th><th>untitled</th><th>undated</th><th>median words</th>"
-            f"<th class=l>fetch errors</th><th class=l>health</th></tr>{''.join(rows)}</table>"
+            f"<th class=l>fetch errors</th><th>crawl's revisit records</th>"
+            f"<th>crawl's MB stored</th><th class=l>health</th></tr>{''.join(rows)}</table>"
             f"{earlier}</section>")
 
 
@@ -223,7 +228,7 @@ def _runs_section(data: ReportData) -> str:
             f"<td>{_duration(run.get('start'), run.get('end'))}</td>"
             f"<td>{run.get('exit_code')}</td><td class=l>{escape(str(run.get('exit_reason')))}"
             f"</td><td>{counts.get('responses', 0)}</td><td>{counts.get('text_records', 0)}</td>"
-            f"<td>{sum(v for k, v in counts.items() if k.startswith('revisits/'))}</td>"
+            f"<td>{_revisits(counts)}</td>"
             f"<td>{crawl.get('bytes', counts.get('warc_bytes', 0)) / 1e6:.2f}</td>"
             f"<td>{errors.get('fetch', 0)}</td><td>{errors.get('logged', 0)}</td></tr>")
     earlier = (f'<p class="muted">and {len(data.runs) - RUNS_SHOWN} earlier runs</p>'
@@ -346,6 +351,10 @@ def _flags_html(flags: dict[str, str]) -> str:
 def _share(health: dict[str, Any], counted: str, among: str) -> str:
     n = health.get(among, 0)
     return f"{health.get(counted, 0) / n:.0%}" if n else "-"
+
+
+def _revisits(counts: dict[str, int]) -> int:
+    return sum(v for k, v in counts.items() if k.startswith("revisits/"))
 
 
 def _attr(value: str) -> str:
