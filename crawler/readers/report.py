@@ -199,7 +199,8 @@ def _outlet_section(outlet: str, crawls: list[OutletCrawl], data: ReportData,
             f"<td>{h.get('median_words') if h.get('median_words') is not None else '-'}</td>"
             f"<td class=l>{escape(errors)}</td>"
             f"<td>{_revisits(crawl.get('counts', {}))}</td>"
-            f"<td>{crawl.get('bytes', 0) / 1e6:.2f}</td><td class=l>{_flags_html(flags)}</td>"
+            f"<td>{crawl.get('bytes', 0) / 1e6:.2f}</td>"
+            f"<td class=l>{_flags_html(flags, messages=False)}</td>"
             "</tr>")
     link = (f' <a class="muted" href={_attr(replay + "/")}>replay</a>' if replay else "")
     earlier = (f'<p class="muted">and {len(crawls) - CRAWLS_SHOWN} earlier crawls (in the '
@@ -341,11 +342,12 @@ def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
-def _flags_html(flags: dict[str, str]) -> str:
+def _flags_html(flags: dict[str, str], messages: bool = True) -> str:
+    """The flags, each with its message (or with it as a tooltip only)."""
     if not flags:
         return '<span class="ok">ok</span>'
-    return "; ".join(f'<span class="flag" title="{escape(m)}">{escape(f)}</span>: {escape(m)}'
-                     for f, m in flags.items())
+    return "; ".join(f'<span class="flag" title="{escape(m)}">{escape(f)}</span>'
+                     + (f": {escape(m)}" if messages else "") for f, m in flags.items())
 
 
 def _share(health: dict[str, Any], counted: str, among: str) -> str:
