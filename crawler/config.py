@@ -93,6 +93,20 @@ class CrawlConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """When an outlet's extraction figures break from its own history (``[health]``)."""
+
+    short_words: int = 50              # a text under this many words counts as short
+    min_history: int = 3               # earlier crawls with articles before figures are judged
+    min_articles: int = 10             # extracted articles a crawl needs for its shares to count
+    share_jump: float = 0.3            # flag a share (no text, short, untitled, undated) this
+                                       # much above the outlet's recent crawls (0.3: 30 points)
+    words_drop: float = 0.5            # flag a median word count under this part of its history
+    silent_days: float = 3.0           # flag an outlet with no new article for this many days
+    silent_min_daily: float = 5.0      # ... that gave at least this many a day before
+
+
+@dataclass(frozen=True)
 class OutletConfig:
     name: str
     start_urls: tuple[str, ...] = ()
@@ -120,6 +134,7 @@ class Config:
     archive: ArchiveConfig
     crawl: CrawlConfig
     outlets: tuple[OutletConfig, ...]
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     def select(self, names: list[str] | tuple[str, ...]) -> tuple[OutletConfig, ...]:
         """The named outlets (all when none are named); an unknown name is a ConfigError."""
@@ -195,12 +210,19 @@ class _Reader:
         return urls
 
     def regexes(self, value: Any, key: str) -> tuple[str, ...]:
+        """URL patterns: valid regexes that can match an absolute URL."""
         patterns = self.strings(value, key)
         for i, pattern in enumerate(patterns):
             try:
                 re.compile(pattern)
             except re.error as exc:
                 raise self.fail(f"{key}[{i}]", f"invalid regex {pattern!r}: {exc}") from None
+            if re.match(r"\^\\?/", pattern):
+                raise self.fail(f"{key}[{i}]", (
+                    f"{pattern!r} can never match: patterns are searched in the whole URL "
+                    f"(https://host/path...), so one anchored at '^/' matches nothing; write "
+                    f"{pattern[1:]!r}, or '^https?://[^/]+{pattern[1:]}' to anchor it at the "
+                    "path's start"))
         return patterns
 
 
@@ -366,7 +388,7 @@ def css_selector_problem(selector: str) -> str | None:
 def parse_config(data: dict[str, Any], source: str) -> Config:
     """Validate already-parsed TOML data; `source` names the file in error messages."""
     r = _Reader(source)
-    top = r.table(data, "", {"archive", "crawl", "outlets"})
+    top = r.table(data, "", {"archive", "crawl", "outlets", "health"})
     archive = _read_archive(r, top.get("archive", {}))
     crawl_table = r.table(top.get("crawl", {}), "crawl", _CRAWL_KEYS)
     crawl = _read_crawl(r, crawl_table, "crawl", CrawlConfig())
@@ -381,7 +403,25 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             raise r.fail(f"outlets[{i}].name", f"duplicate outlet name {outlet.name!r}")
         seen.add(outlet.name)
         outlets.append(outlet)
-    return Config(source=source, archive=archive, crawl=crawl, outlets=tuple(outlets))
+    return Config(source=source, archive=archive, crawl=crawl, outlets=tuple(outlets),
+                  health=_read_health(r, top.get("health", {})))
+
+
+def _read_health(r: _Reader, data: Any) -> HealthConfig:
+    t = r.table(data, "health", {f.name for f in fields(HealthConfig)})
+    values: dict[str, Any] = {}
+    for name in ("short_words", "min_history", "min_articles"):
+        if name in t:
+            values[name] = r.integer(t[name], f"health.{name}", minimum=1)
+    for name in ("share_jump", "words_drop"):
+        if name in t:
+            values[name] = r.number(t[name], f"health.{name}")
+            if values[name] > 1:
+                raise r.fail(f"health.{name}", f"expected a fraction up to 1, got {t[name]!r}")
+    for name in ("silent_days", "silent_min_daily"):
+        if name in t:
+            values[name] = r.number(t[name], f"health.{name}")
+    return HealthConfig(**values)
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -107,6 +107,12 @@ def state_prefix(outlet: str) -> str:
     return f"{STATE_URLS}/{outlet}/"
 
 
+def state_outlet_of(key: str) -> str | None:
+    """The outlet of a state shard's key (``state/urls/{outlet}/{h}.jsonl.gz``), else None."""
+    parts = key.split("/")
+    return parts[2] if len(parts) == 4 and "/".join(parts[:2]) == STATE_URLS else None
+
+
 def state_shard_key(outlet: str, url: str, digits: int = 1) -> str:
     """An outlet's state is sharded by the first hex digit(s) of the URL's sha1."""
     digit = hashlib.sha1(url.encode()).hexdigest()[:digits]

@@ -96,13 +96,15 @@ class FileEntry:
 
 
 class TextStats:
-    """What a text shard holds, for its manifest entry: dump picks shards without opening them."""
+    """What a text shard holds, for its manifest entry: dump picks shards without opening them,
+    and the crawl's extraction health is summed from the shards' per-outlet ``health``."""
 
     def __init__(self) -> None:
         self.records = 0
         self.outlets: Counter = Counter()
         self.languages: Counter = Counter()
         self.dates: list[str] = []  # [min, max] published (or fetched) date
+        self.health: dict[str, OutletTexts] = {}
 
     def add(self, record: Mapping[str, Any]) -> None:
         self.records += 1
@@ -112,18 +114,104 @@ class TextStats:
         if day:
             self.dates = [min(self.dates[0], day), max(self.dates[1], day)] if self.dates \
                 else [day, day]
+        if outlet := record.get("outlet"):
+            self.health.setdefault(outlet, OutletTexts()).add(record)
 
     def metadata(self) -> dict[str, Any]:
         return {"records": self.records,
                 "outlets": dict(sorted((k, v) for k, v in self.outlets.items() if k)),
                 "languages": dict(sorted(self.languages.items())),
-                "date_range": self.dates or None}
+                "date_range": self.dates or None,
+                "health": {k: v.as_json() for k, v in sorted(self.health.items())}}
+
+
+class OutletTexts:
+    """One outlet's text records in a shard, as extraction health needs them: words (a
+    histogram to two significant digits, so shards add up and the median stays close), and
+    how many lack a title or a date, or are edits of an earlier text."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        data = data or {}
+        self.words: Counter = Counter({int(k): v for k, v in data.get("words", {}).items()})
+        self.untitled: int = data.get("untitled", 0)
+        self.undated: int = data.get("undated", 0)
+        self.edited: int = data.get("edited", 0)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self.words[word_bucket(len((record.get("text") or "").split()))] += 1
+        self.untitled += not record.get("title")
+        self.undated += not record.get("date")
+        self.edited += (record.get("revision") or 1) > 1
+
+    def merge(self, other: OutletTexts) -> None:
+        self.words.update(other.words)
+        self.untitled += other.untitled
+        self.undated += other.undated
+        self.edited += other.edited
+
+    def as_json(self) -> dict[str, Any]:
+        return {"words": {str(k): v for k, v in sorted(self.words.items())},
+                "untitled": self.untitled, "undated": self.undated, "edited": self.edited}
+
+    def median_words(self) -> int | None:
+        total, seen = sum(self.words.values()), 0
+        for bucket, count in sorted(self.words.items()):
+            seen += count
+            if 2 * seen >= total:
+                return bucket
+        return None
+
+
+def word_bucket(words: int) -> int:
+    """`words` to two significant digits, rounded down (1234 -> 1200): "under N words" stays
+    exact for any N of two significant digits."""
+    if words < 100:
+        return words
+    unit = 10 ** (len(str(words)) - 2)
+    return words // unit * unit
+
+
+def crawl_health(outlets: Iterable[str], stats: Mapping[str, Any],
+                 text_entries: Iterable[FileEntry], short_words: int) -> dict[str, Any]:
+    """Each outlet's extraction health in one crawl, for its manifest: pages taken as articles
+    (``found``: extracted, unchanged or skipped as archived), ``extracted`` (texts and pages
+    that gave no text), ``texts`` (``new`` and ``edited``), ``no_text``, ``short`` (under
+    `short_words` words), ``untitled``, ``undated``, ``median_words``. `stats` are the crawl's
+    counters (``newsarchive/outlet/NAME/...``)."""
+    texts: dict[str, OutletTexts] = {}
+    for entry in text_entries:
+        for outlet, data in (entry.extra.get("health") or {}).items():
+            texts.setdefault(outlet, OutletTexts()).merge(OutletTexts(data))
+    health = {}
+    for outlet in outlets:
+        def stat(name: str, outlet: str = outlet) -> int:
+            return stats.get(f"newsarchive/outlet/{outlet}/{name}", 0)
+
+        mine = texts.get(outlet, OutletTexts())
+        n_texts = sum(mine.words.values())
+        health[outlet] = {
+            "fetched": stat("fetched"),
+            "found": stat("articles") + stat("articles/unchanged") + stat("skipped/archived"),
+            "extracted": n_texts + stat("articles/no_text"),
+            "texts": n_texts,
+            "new": n_texts - mine.edited,
+            "edited": mine.edited,
+            "no_text": stat("articles/no_text"),
+            "short": sum(v for k, v in mine.words.items() if k < short_words),
+            "untitled": mine.untitled,
+            "undated": mine.undated,
+            "median_words": mine.median_words(),
+            "short_words": short_words,
+        }
+    return health
 
 
 def crawl_manifest(*, crawl_id: str, job: str, started: datetime, ended: datetime,
                    finish_reason: str, archive: str, config_digest: str, outlets: Iterable[str],
-                   counts: Mapping[str, int], files: Iterable[FileEntry]) -> dict[str, Any]:
-    """The crawl's manifest: written last, it commits the crawl."""
+                   counts: Mapping[str, int], files: Iterable[FileEntry],
+                   health: Mapping[str, Any]) -> dict[str, Any]:
+    """The crawl's manifest: written last, it commits the crawl. `health`: each outlet's
+    extraction figures (`crawl_health`) with the ``flags`` that judge them."""
     return {
         "format": MANIFEST_FORMAT,
         "crawl_id": crawl_id,
@@ -136,6 +224,7 @@ def crawl_manifest(*, crawl_id: str, job: str, started: datetime, ended: datetim
         "config_digest": config_digest,
         "outlets": list(outlets),
         "counts": dict(sorted(counts.items())),
+        "health": dict(health),
         "files": [f.as_json() for f in files],
     }
 
@@ -175,10 +264,18 @@ def run_record(job: CrawlJob, result: Mapping[str, Any], stats: Mapping[str, Any
         "start": iso(job.started),
         "end": result.get("ended") or iso(datetime.now(UTC)),
         "counts": result.get("counts", {}),
+        "health": result.get("health", {}),
         "errors": errors,
+        "outlet_errors": {o.name: outlet_errors(stats, o.name) for o in job.outlets},
         "exit_reason": result.get("finish_reason") or "failed",
         "exit_code": exit_code,
     }
+
+
+def outlet_errors(stats: Mapping[str, Any], outlet: str) -> dict[str, int]:
+    """An outlet's failed fetches in a crawl, by kind (the exception's name)."""
+    prefix = f"newsarchive/outlet/{outlet}/errors/"
+    return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
 
 def extraction_failures(stats: Mapping[str, Any]) -> int:

@@ -64,6 +64,17 @@ def test_good_config_loads(tmp_path: Path) -> None:
      "'soon' is not a duration"),
     (('name = "serverflow"', 'name = "serverflow"\nrecheck = ["1d", "6h"]'),
      "outlets[0].recheck", "durations must grow"),
+    # patterns are searched in the whole URL: one anchored at the path's start never matches
+    (('allow = ["/blog/"]', 'allow = ["^/blog/"]'), "outlets[0].allow[0]",
+     "'^/blog/' can never match: patterns are searched in the whole URL (https://host/path...)"
+     ", so one anchored at '^/' matches nothing; write '/blog/', or '^https?://[^/]+/blog/'"),
+    (('deny = ["/tag/", "/page/"]', "deny = [\"/tag/\", '^\\/page/']"), "outlets[0].deny[1]",
+     "can never match"),
+    (("[crawl]", "[health]\nshare_jump = 30\n\n[crawl]"), "health.share_jump",
+     "expected a fraction up to 1, got 30"),
+    (("[crawl]", "[health]\nmin_history = 0\n\n[crawl]"), "health.min_history",
+     "must be at least 1"),
+    (("[crawl]", "[health]\nshort = 5\n\n[crawl]"), "health.short", "unknown key"),
 ])
 def test_bad_config_names_file_key_and_problem(tmp_path: Path, change: tuple[str, str],
                                                key: str, problem: str) -> None:

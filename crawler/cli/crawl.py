@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from crawler.cli.main import EXIT_FAILED, EXIT_NO_TEXT, EXIT_OK, EXIT_SPOOLED
 from crawler.config import Config, load_config, parse_config, parse_since
 from crawler.errors import NewsarchiveError, UsageError
+from crawler.health import alert_lines, flagged
 from crawler.job import CrawlJob
 from crawler.jobs.crawl import run_crawl
 from crawler.jobs.resume import interrupted_jobdir
@@ -126,6 +127,8 @@ def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out:
     if failures := extraction_failures(stats):
         print(f"  WARNING: {failures} article(s) without text (extraction failed); the next "
               f"crawl extracts them again", file=out)
+    for line in alert_lines(result["crawl_id"], result.get("health", {})):
+        print(f"  WARNING: {line}", file=out)
     if result.get("spooled"):
         print(f"  WARNING: the archive store did not take every file ({result['upload_failure']})"
               f"; {len(result['spooled'])} file(s) kept in {run.spool.root} and uploaded by the "
@@ -197,19 +200,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for c in crawls:
             print(json.dumps({"crawl_id": c.crawl_id, "complete": c.manifest is not None,
                               "broken": c.broken, "objects": c.objects, "bytes": c.size,
-                              "counts": (c.manifest or {}).get("counts", {})}))
+                              "counts": (c.manifest or {}).get("counts", {}),
+                              "health_flags": flagged((c.manifest or {}).get("health", {}))}))
         return EXIT_OK
     if not crawls:
         print(f"no crawls in {store.uri}")
         return EXIT_OK
-    print(f"{'crawl':<40} {'status':<10} {'pages':>7} {'articles':>8} {'size':>10}  outlets")
+    print(f"{'crawl':<40} {'status':<10} {'pages':>7} {'articles':>8} {'size':>10}  outlets "
+          f"(HEALTH: flags)")
     for c in crawls:
         m = c.manifest or {}
         counts = m.get("counts", {})
         status = "complete" if m else "BROKEN" if c.broken else "INCOMPLETE"
         print(f"{c.crawl_id:<40} {status:<10} "
               f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
-              f"{c.size / 1e6:>8.2f}MB  {', '.join(m.get('outlets', []))}")
+              f"{c.size / 1e6:>8.2f}MB  {', '.join(m.get('outlets', []))}"
+              + "".join(f" HEALTH {outlet}: {', '.join(flags)}"
+                        for outlet, flags in flagged(m.get("health", {})).items()))
     for c in crawls:
         if c.broken:
             print(f"BROKEN: {c.broken}; readers skip crawl {c.crawl_id}")

@@ -12,13 +12,13 @@ from crawler.cli.main import EXIT_OK
 from crawler.config import load_config
 from crawler.errors import UsageError
 from crawler.readers.dump import (
-    Progress,
     Selection,
     complete_manifests,
     select_shards,
     write_dump,
 )
 from crawler.readers.dump_formats import FORMATS, Output
+from crawler.readers.progress import Progress
 from crawler.records import CORE_FIELDS
 from crawler.store.backends import open_store
 
@@ -102,7 +102,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
         output = Output(output_path)
     except OSError as exc:
         raise UsageError(f"-o {output_path}: {exc.strerror}") from None
-    result = write_dump(store, manifests, shards, selection, output, Progress(sys.stderr),
+    result = write_dump(store, manifests, shards, selection, output, Progress(sys.stderr, "dump"),
                         args.format, fields, args.stats, dedup)
     if output_path and not args.stats:
         print(f"{result.written} documents written to {output_path} ({result.summary()})")

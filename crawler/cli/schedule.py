@@ -16,6 +16,8 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     schedule.add_argument("--once", action="store_true",
                           help="start every outlet whose schedule matched since its last "
                                "recorded run (or that never ran), wait for them, exit")
+    schedule.add_argument("--metrics-port", type=int, metavar="PORT",
+                          help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics")
     schedule.set_defaults(func=cmd_schedule)
 
 
@@ -23,7 +25,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     _log_to_stderr()
     config = load_config(args.config)
     return run_schedule(config, args.archive or config.archive.uri, _crawl_options(args, config),
-                        once=args.once)
+                        once=args.once, metrics_port=args.metrics_port)
 
 
 def _crawl_options(args: argparse.Namespace, config: Config) -> list[str]:

@@ -146,8 +146,9 @@ class ArchivingExtension:
                 await maybe_deferred_to_future(run_in(self._thread, self._close))
                 if self._lost or self.writer.unfinished:
                     return
-                self.result = await maybe_deferred_to_future(
-                    run_in(self.delivery.thread, self.delivery.commit, reason))
+                self.result = await maybe_deferred_to_future(run_in(
+                    self.delivery.thread, self.delivery.commit, reason,
+                    spider.crawler.stats.get_stats()))
             except OSError as exc:  # closing or committing met the full disk too
                 self._failed(exc)
                 return

@@ -97,6 +97,7 @@ class ExtractionPipeline:
             return None, article_state(page["url"], page["outlet"], extracted=False)
         if not extracted:
             self.stats.inc_value("newsarchive/articles_without_text")
+            self.stats.inc_value(outlet_stat(page["outlet"], "articles/no_text"))
             return None, article_state(page["url"], page["outlet"])
         previous = page.get("previous_text")
         if previous and previous.get("digest") == extracted["text_digest"]:

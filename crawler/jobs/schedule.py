@@ -19,16 +19,19 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from croniter import CroniterError, croniter
 
 from crawler.config import Config
 from crawler.errors import ConfigError, StoreError
+from crawler.health import alert_lines
 from crawler.jobs.resume import interrupted_crawls
+from crawler.layout import default_spool_dir
 from crawler.store.backends import ArchiveStore, open_store
 from crawler.store.run_records import last_runs, parse_iso
+from crawler.store.spool import Spool
 
 logger = logging.getLogger("newsarchive.schedule")
 
@@ -44,23 +47,37 @@ class ScheduledJob:
     next_due: datetime | None = None
     process: subprocess.Popen | None = None
     started: float = 0.0
+    started_at: datetime | None = None  # wall clock, to know the run record of this run
     forwarded: int = 0             # stop signals passed on to the running crawl
     codes: list[int] = field(default_factory=list)
 
 
 def run_schedule(config: Config, archive_uri: str, crawl_options: list[str],
-                 once: bool = False) -> int:
+                 once: bool = False, metrics_port: int | None = None) -> int:
     """Run the outlets' crawls on their schedules: until stopped, or (`once`) the due ones and
-    wait for them. Each crawl gets `crawl_options` on its command line. 0 if all went well."""
+    wait for them. Each crawl gets `crawl_options` on its command line; `metrics_port` serves
+    Prometheus metrics on 127.0.0.1. 0 if all went well."""
     jobs = scheduled_jobs(config)
     if not jobs:
         logger.warning("%s: no outlet has a schedule; nothing to do", config.source)
         return 0
     store = open_store(config.archive, archive_uri)
-    scheduler = Scheduler(jobs, crawl_options, _interrupted(config, archive_uri, store))
-    if once:
-        return scheduler.run_once(last_runs(store))
-    return scheduler.run_forever()
+    metrics = None
+    if metrics_port is not None:
+        from crawler.jobs.metrics import ScheduleMetrics
+
+        metrics = ScheduleMetrics(metrics_port,
+                                  Spool(default_spool_dir(config.archive, archive_uri)))
+        logger.info("metrics at http://127.0.0.1:%d/metrics", metrics.server.server_port)
+    scheduler = Scheduler(jobs, crawl_options, _interrupted(config, archive_uri, store),
+                          store=store, metrics=metrics)
+    try:
+        if once:
+            return scheduler.run_once(last_runs(store))
+        return scheduler.run_forever()
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 def _interrupted(config: Config, uri: str, store: ArchiveStore) -> set[str]:
@@ -110,11 +127,14 @@ class Scheduler:
     """Starts crawls as subprocesses, never two of one outlet at a time, and stops them cleanly."""
 
     def __init__(self, jobs: list[ScheduledJob], crawl_options: list[str],
-                 interrupted: Iterable[str] = ()) -> None:
+                 interrupted: Iterable[str] = (), store: ArchiveStore | None = None,
+                 metrics: Any = None) -> None:
         self.jobs = jobs
         self.crawl_options = crawl_options
         self.interrupted = set(interrupted)  # outlets whose killed crawl is resumed first
         self.stop_signals: list[int] = []
+        self.store = store  # where each ended crawl's run record is read (health, metrics)
+        self.metrics = metrics
 
     # ---------------------------------------------------------------- modes
 
@@ -173,6 +193,7 @@ class Scheduler:
     def _start(self, job: ScheduledJob, resume: bool = False) -> None:
         command = [sys.executable, "-c", _MAIN, "crawl", job.outlet, *self.crawl_options,
                    *(["--resume"] if resume else [])]
+        job.started_at = datetime.now(UTC).replace(microsecond=0)
         job.process = subprocess.Popen(command, start_new_session=True)
         job.started = time.monotonic()
         job.forwarded = 0
@@ -191,6 +212,28 @@ class Scheduler:
                 how)
             job.codes.append(code)
             job.process = None
+            self._ended(job, code)
+
+    def _ended(self, job: ScheduledJob, code: int) -> None:
+        """A crawl ended: its health flags as warning lines (``HEALTH outlet=...``), its figures
+        to the metrics; both from its run record."""
+        if self.store is None:
+            return
+        try:
+            record = last_runs(self.store).get(job.outlet)
+        except StoreError as exc:
+            logger.warning("%s: run record not read (%s)", job.outlet, exc)
+            record = None
+        if record and job.started_at and parse_iso(record.get("start") or "1970-01-01T00:00:00Z"
+                                                   ) < job.started_at:
+            record = None  # an earlier run's: this one left none
+        if record:
+            for line in alert_lines(record["crawl_id"],
+                                    {job.outlet: (record.get("health") or {}).get(job.outlet)
+                                     or {}}):
+                logger.warning("%s", line)
+        if self.metrics is not None:
+            self.metrics.crawl_ended(job.outlet, code, record)
 
     def _wait_all(self) -> None:
         running = [j.outlet for j in self.jobs if j.process is not None]

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from fnmatch import translate
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.errors import StoreError, UsageError
 from crawler.extraction.scripts import word_count
@@ -34,6 +33,7 @@ from crawler.readers.dump_formats import (
     document_day,
 )
 from crawler.readers.listing import committed, list_crawls, read_lines, text_entries
+from crawler.readers.progress import Progress
 from crawler.store.backends import ArchiveStore
 
 if TYPE_CHECKING:  # numpy is imported when a dump runs, not with every command
@@ -198,7 +198,7 @@ def write_dump(store: ArchiveStore, manifests: list[dict[str, Any]], shards: lis
     except BaseException:
         output.abort()
         raise
-    progress.done(result)
+    progress.done(f"{result.written} documents ({result.summary()})")
     return result
 
 
@@ -211,7 +211,7 @@ def run_dump(store: ArchiveStore, shards: list[Shard], selection: Selection, wri
             for lines, records in _selected(store, shard, selection, writer.needs_records):
                 writer.write(lines, records)
                 result.selected += len(lines)
-                progress.show("writing", n, len(shards), result.selected)
+                progress.show(f"writing, shard {n + 1}/{len(shards)}, {result.selected} documents")
         result.written = result.selected
         return result
 
@@ -225,7 +225,7 @@ def run_dump(store: ArchiveStore, shards: list[Shard], selection: Selection, wri
                 else range(len(records))
             dedup.add([index + i for i in chosen], [records[i] for i in chosen])
             index += len(lines)
-            progress.show("fingerprinting", n, len(shards), len(dedup))
+            progress.show(f"fingerprinting, shard {n + 1}/{len(shards)}, {len(dedup)} documents")
         spans.append((start, index))
     result.selected = len(dedup)
     result.decision = decision = dedup.decide()
@@ -241,7 +241,7 @@ def run_dump(store: ArchiveStore, shards: list[Shard], selection: Selection, wri
         for lines in _kept(store, shard, wanted):
             writer.write(lines, _parse(lines, shard) if writer.needs_records else None)
             result.written += len(lines)
-            progress.show("writing", n, len(shards), result.written)
+            progress.show(f"writing, shard {n + 1}/{len(shards)}, {result.written} documents")
     return result
 
 
@@ -283,29 +283,6 @@ def _kept(store: ArchiveStore, shard: Shard, wanted: list[int]) -> Iterator[list
                 yield chosen
             if k == len(wanted):
                 return
-
-
-class Progress:
-    """One status line on stderr, rewritten at most 4 times a second, when it is a terminal."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.started = self.shown = time.monotonic()
-
-    def show(self, phase: str, shard: int, shards: int, documents: int) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self.shown >= 0.25:
-            self.shown = now
-            self.stream.write(f"\rdump: {phase}, shard {shard + 1}/{shards}, "
-                              f"{documents} documents, {now - self.started:.0f}s   ")
-            self.stream.flush()
-
-    def done(self, result: DumpResult) -> None:
-        if self.enabled:
-            self.stream.write(f"\rdump: {result.written} documents ({result.summary()}) in "
-                              f"{time.monotonic() - self.started:.1f}s\n")
-            self.stream.flush()
 
 
 # ---------------------------------------------------------------- dataset card

@@ -36,8 +36,12 @@ class CrawlListing:
 def list_crawls(store: ArchiveStore) -> list[CrawlListing]:
     """Every crawl in the archive, complete or not, oldest first. A crawl whose manifest cannot
     be read is listed as broken, so that one bad file never hides the rest of the archive."""
+    return list(iter_crawls(store))
+
+
+def iter_crawls(store: ArchiveStore) -> Iterator[CrawlListing]:
+    """`list_crawls` one crawl at a time: a reader of every manifest holds one at once."""
     objects = _crawl_objects(store)
-    listings = []
     for crawl_id in _oldest_first(objects):
         key = manifest_key(crawl_id)
         manifest, broken = None, None
@@ -46,9 +50,8 @@ def list_crawls(store: ArchiveStore) -> list[CrawlListing]:
                 manifest = read_json(store, key)
             except ArchiveError as exc:
                 broken = str(exc)
-        listings.append(CrawlListing(crawl_id, manifest, len(objects[crawl_id]),
-                                     sum(objects[crawl_id]), broken))
-    return listings
+        yield CrawlListing(crawl_id, manifest, len(objects[crawl_id]), sum(objects[crawl_id]),
+                           broken)
 
 
 def crawl_ids(store: ArchiveStore) -> list[str]:

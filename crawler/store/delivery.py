@@ -16,12 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.errors import ArchiveError, NewsarchiveError
+from crawler.errors import ArchiveError, NewsarchiveError, StoreError
 from crawler.files import sha256_file, write_durably
+from crawler.health import judge
 from crawler.job import CrawlJob
 from crawler.layout import FILES_FILE, crawl_prefix, manifest_key
-from crawler.records import FileEntry, crawl_manifest
+from crawler.records import FileEntry, crawl_health, crawl_manifest
 from crawler.store.backends import ArchiveStore
+from crawler.store.run_records import read_runs
 from crawler.store.spool import Spool
 
 logger = logging.getLogger(__name__)
@@ -66,9 +68,10 @@ class Delivery:
         logger.info("spool: delivered %d file(s) left by earlier runs, %d still waiting", sent,
                     left)
 
-    def commit(self, reason: str) -> dict[str, Any]:
+    def commit(self, reason: str, stats: dict[str, Any]) -> dict[str, Any]:
         """Write the manifest and upload it last (upload thread): the crawl is committed. Returns
-        the manifest with what stayed in the spool (``spooled``, ``upload_failure``).
+        the manifest with what stayed in the spool (``spooled``, ``upload_failure``). `stats`
+        are the crawl's counters: with the text shards' statistics, its extraction health.
 
         Raises `ArchiveError`, and commits nothing, when a listed file does not verify."""
         problems = self.unverified()
@@ -76,10 +79,12 @@ class Delivery:
             raise ArchiveError(f"{len(problems)} file(s) do not match what the crawl wrote "
                                f"({problems[0]}): nothing committed")
         job = self.job
+        ended = datetime.now(UTC)
         manifest = crawl_manifest(
-            crawl_id=job.crawl_id, job=job.name, started=job.started, ended=datetime.now(UTC),
+            crawl_id=job.crawl_id, job=job.name, started=job.started, ended=ended,
             finish_reason=reason, archive=self.store.uri, config_digest=job.config_digest,
-            outlets=[o.name for o in job.outlets], counts=self.counts, files=self.files)
+            outlets=[o.name for o in job.outlets], counts=self.counts, files=self.files,
+            health=self.health(stats, ended))
         key = manifest_key(job.crawl_id)
         path = self.spool.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +97,22 @@ class Delivery:
         manifest["spooled"] = [k for k in self.spool.pending() if k.startswith(prefix + "/")]
         manifest["upload_failure"] = self.upload_failure
         return manifest
+
+    def health(self, stats: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """Each outlet's extraction figures and their ``flags``, judged against the outlet's
+        earlier crawls (``state/runs.jsonl``; without it, only an outlet that found no article
+        is flagged)."""
+        health = crawl_health([o.name for o in self.job.outlets], stats,
+                              (f for f in self.files if f.kind == "text"),
+                              self.job.config.health.short_words)
+        try:
+            history = list(read_runs(self.store))
+        except StoreError as exc:
+            logger.warning("health: earlier runs not read (%s); judged without them", exc)
+            history = []
+        for outlet, flags in judge(health, history, self.job.config.health, now).items():
+            health[outlet]["flags"] = flags
+        return health
 
     def unverified(self) -> list[str]:
         """The listed files that do not verify. Those still in the spool are read again (size

@@ -62,14 +62,17 @@ def print_last_runs(store: ArchiveStore, out: TextIO) -> None:
     if not latest:
         return
     print(f"\n{'outlet':<20} {'last run':<40} {'started':<20} {'reason':<22} {'exit':>4} "
-          f"{'pages':>7} {'articles':>8} {'errors':>6}", file=out)
+          f"{'pages':>7} {'articles':>8} {'errors':>6}  health", file=out)
     for outlet, r in sorted(latest.items()):
         counts, errors = r.get("counts") or {}, r.get("errors") or {}
         n_errors = sum(v for v in errors.values() if isinstance(v, int)) + ("upload" in errors)
+        mine = (r.get("health") or {}).get(outlet)
+        health = "-" if mine is None else \
+            "HEALTH " + ", ".join(mine["flags"]) if mine.get("flags") else "ok"
         print(f"{outlet:<20} {r.get('crawl_id', '-'):<40} {r.get('start', '-'):<20} "
               f"{r.get('exit_reason', '-'):<22} {r.get('exit_code', '-'):>4} "
               f"{counts.get('responses', '-'):>7} {counts.get('text_records', '-'):>8} "
-              f"{n_errors:>6}", file=out)
+              f"{n_errors:>6}  {health}", file=out)
 
 
 def parse_iso(value: str) -> datetime:

@@ -32,14 +32,32 @@ from crawler.errors import StoreError
 from crawler.layout import (
     JOB_FILE,
     JOURNAL_FILE,
+    STATE_URLS,
     jobs_dir,
     manifest_key,
+    state_outlet_of,
     state_prefix,
     state_shard_key,
 )
 from crawler.store.backends import ArchiveStore, update_object
 
 logger = logging.getLogger(__name__)
+
+def state_outlets(store: ArchiveStore) -> list[str]:
+    """The outlets the archive holds URL state for."""
+    return sorted({o for info in store.list(STATE_URLS + "/")
+                   if (o := state_outlet_of(info.key))})
+
+
+def url_state(store: ArchiveStore, url: str) -> dict[str, Any] | None:
+    """The entry of one URL, whichever outlet holds it (one small shard read per outlet)."""
+    for outlet in state_outlets(store):
+        current = store.get_versioned(state_shard_key(outlet, url))
+        for entry in _entries(current[0] if current else b""):
+            if entry["url"] == url:
+                return entry
+    return None
+
 
 def read_state(store: ArchiveStore, outlets: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Every URL's entry for the given outlets, shard by shard."""
