@@ -419,11 +419,17 @@ def test_the_wacz_replays_with_its_requisites_in_replaywebpage(
         rendered = False
         try:
             browser.open(f"{base}/index.html")
-            deadline = time.monotonic() + REPLAY_DEADLINE
-            while not rendered and time.monotonic() < deadline:
+            start = time.monotonic()
+            reloaded = False
+            while not rendered and time.monotonic() < start + 2 * REPLAY_DEADLINE:
                 time.sleep(1)
                 rendered = any(_evaluate(browser, frame, RENDERED)
                                for frame in _frames(browser) if frame["url"].endswith(article))
+                if not (rendered or reloaded) and time.monotonic() > start + REPLAY_DEADLINE:
+                    # on a busy machine the player's frame can load before its service worker
+                    # took over (the server's directory listing): reload, as a person would
+                    browser.call("Page.reload")
+                    reloaded = True
         finally:
             browser.screenshot(tmp_path / "replaywebpage.png")  # what a person would have seen
             browser.close()
