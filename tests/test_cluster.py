@@ -179,14 +179,18 @@ def test_three_workers_archive_each_article_once_at_the_jobs_rate(
     assert manifest["counts"]["text_records"] == len(big_site.truth)
     verify = run_cli("verify", "-c", str(config))
     assert verify.returncode == 0, verify.stdout[-2000:]
-    # the outlet's delay holds for the job as a whole: never more than 1/delay requests in a
-    # second (a worker's own slot would let three workers send three times as many)
+    # the outlet's delay holds for the job as a whole: its requests are spaced by it (a
+    # worker's own slot would let three workers send three times as many). Measured where the
+    # server receives them: a worker's send may lag its turn a little on a busy machine, so
+    # the rate is checked over 5-second windows, the spacing on the median.
     times = sorted(t for t, path in RecordingHandler.arrivals if path != "/robots.txt")
     assert len(times) == sum(captured.values())
-    busiest = max(sum(1 for u in times[i:i + 200] if u < t + 1.0) for i, t in enumerate(times))
-    assert busiest <= 1 / delay + 1, f"{busiest} requests in one second"
+    busiest = max(sum(1 for u in times[i:i + 1000] if u < t + 5.0)
+                  for i, t in enumerate(times))
+    assert busiest <= 5 / delay * 1.05 + 4, f"{busiest} requests in 5 seconds"
     gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
     assert gaps[len(gaps) // 2] >= delay * 0.9
+    assert times[-1] - times[0] >= (len(times) - 1) * delay * 0.95
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:

@@ -68,6 +68,15 @@ MAX_HOLD = 600.0  # seconds: the longest Retry-After hold a host gets (as RetryA
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
 
+# KEYS dupefilter, requests; ARGV fingerprint ('' for a request that is never filtered),
+# request, score -> 1 when queued. One script: a fingerprint is never seen without its request
+# queued (scrapy-redis sends SADD and ZADD apart; Redis lost between them loses the request).
+_PUSH = """
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+"""
+
 # KEYS requests, leases, busy; ARGV worker -> {member, score} or {}
 _LEASE = """
 local got = redis.call('ZPOPMIN', KEYS[1])
@@ -256,9 +265,9 @@ class ClusterWorker:
         self._released = 0  # requests done since the last heartbeat (busy to decrement)
         self._finished = False
         self._scripts = {name: server.register_script(source) for name, source in (
-            ("lease", _LEASE), ("reclaim", _RECLAIM), ("beat", _BEAT), ("done", _DONE),
-            ("finish", _FINISH), ("take_seeding", _TAKE_SEEDING), ("take_slot", _TAKE_SLOT),
-            ("hold", _HOLD))}
+            ("push", _PUSH), ("lease", _LEASE), ("reclaim", _RECLAIM), ("beat", _BEAT),
+            ("done", _DONE), ("finish", _FINISH), ("take_seeding", _TAKE_SEEDING),
+            ("take_slot", _TAKE_SLOT), ("hold", _HOLD))}
         self.heartbeat = LoopingCall(self.beat)
         self.archive: ArchivingExtension | None = None
 
@@ -619,6 +628,9 @@ class LeasedPriorityQueue(PriorityQueue):
         super().__init__(server, spider, key, serializer)
         self.cluster: ClusterWorker = spider.crawler.get_extension(ClusterWorker)
 
+    def encode(self, request: Request) -> bytes:
+        return self._encode_request(request)
+
     def decode(self, data: bytes) -> Request:
         return self._decode_request(data)
 
@@ -627,16 +639,25 @@ class LeasedPriorityQueue(PriorityQueue):
 
 
 class LeasingScheduler(Scheduler):
-    """scrapy-redis's scheduler, on the leasing queue; a Redis failure stops this worker
-    cleanly instead of raising into the engine."""
+    """scrapy-redis's scheduler, on the leasing queue, its dupefilter check and push made one
+    step; a Redis failure stops this worker cleanly instead of raising into the engine."""
 
     def enqueue_request(self, request: Request) -> bool:
+        """scrapy-redis's dupefilter check and queue push, in one script."""
+        fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
         try:
-            return super().enqueue_request(request)
+            queued = self.queue.cluster.script(
+                "push", [self.df.key, self.queue.key],
+                [fingerprint, self.queue.encode(request), -request.priority])
         except RedisError as exc:
             self.queue.cluster.lose(exc)
             self.stats.inc_value("newsarchive/cluster/not_queued")
             return False
+        if not queued:
+            self.df.log(request, self.spider)
+            return False
+        self.stats.inc_value("scheduler/enqueued/redis")
+        return True
 
     def has_pending_requests(self) -> bool:
         cluster = self.queue.cluster
