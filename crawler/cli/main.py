@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 # exit code.
 COMMAND_MODULES: tuple[str, ...] = (
     "crawler.cli.crawl", "crawler.cli.replay", "crawler.cli.reextract", "crawler.cli.verify",
-    "crawler.cli.wacz", "crawler.cli.dump", "crawler.cli.extract", "crawler.cli.schedule")
+    "crawler.cli.wacz", "crawler.cli.dump", "crawler.cli.extract", "crawler.cli.schedule",
+    "crawler.cli.workers")
 
 
 def _parser() -> argparse.ArgumentParser:
