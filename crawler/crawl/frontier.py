@@ -154,13 +154,15 @@ return 1
 """
 
 # KEYS running, workers, busy, requests, leases, seeded, committed; ARGV worker
-# -> 1 when this worker is the last to finish a done crawl: it writes the manifest
+# -> 1 when this worker is the last to finish a done crawl: it writes the manifest; -1 when it
+# is the last but requests are left (queued or leased)
 _FINISH = """
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
-if redis.call('SCARD', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[4]) > 0
-    or redis.call('HLEN', KEYS[5]) > 0 or redis.call('EXISTS', KEYS[6]) == 0 then return 0 end
+if redis.call('SCARD', KEYS[1]) > 0 then return 0 end
+if redis.call('ZCARD', KEYS[4]) > 0 or redis.call('HLEN', KEYS[5]) > 0
+    or redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
 return redis.call('SETNX', KEYS[7], ARGV[1])
 """
 
@@ -179,7 +181,7 @@ _TAKE_SLOT = _NOW + """
 local ready = tonumber(redis.call('GET', KEYS[1]) or '0')
 if ready > now then return tostring(ready - now) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return '0.05' end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return '0.1' end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
 redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[4])))
 if tonumber(ARGV[1]) > 0 then
@@ -249,6 +251,9 @@ class ClusterWorker:
         self.server = server
         self.timeout = timeout
         self.interval = min(1.0, timeout / 4)  # between heartbeats
+        # requests leased at a time: what the outlets' hosts take at once, twice over; the
+        # rest stays in the shared queue for the other workers
+        self.max_held = max(4, 2 * sum(o.crawl.concurrency for o in job.outlets))
         self.keys = {name: redis_crawl_key(job.crawl_id, name) for name in CRAWL_KEYS}
         self.ready = False  # the outlets' own addresses are resolved: requests may go out
         self.lost: str | None = None  # why this worker stopped talking to Redis
@@ -257,7 +262,9 @@ class ClusterWorker:
         self._pages_per_s = 0.0
         # leased requests the engine is working on -> (lease, priority score)
         self._held: dict[Request, tuple[bytes, str]] = {}
-        self._lock = threading.Lock()  # the writer and upload threads see leases too
+        # the writer and upload threads see leases too; Redis is updated under the lock, so a
+        # lease ended by one thread is never written back by another
+        self._lock = threading.RLock()
         self._score: dict[bytes, str] = {}
         self._by_warc: dict[str, dict[bytes, bool]] = {}  # WARC -> its leases: engine done?
         self._finished_warcs: set[str] = set()  # recorded in Redis, leases tagged
@@ -306,7 +313,7 @@ class ClusterWorker:
     def lease(self, queue: LeasedPriorityQueue) -> Request | None:
         """The next request of the frontier, leased to this worker; None when there is none
         or this worker takes no more work."""
-        if self.lost or not self.ready:
+        if self.lost or not self.ready or len(self._held) >= self.max_held:
             return None
         try:
             got = self.script("lease", [queue.key, self.keys["leases"], self.keys["busy"]],
@@ -330,10 +337,10 @@ class ClusterWorker:
         with self._lock:
             self._by_warc.setdefault(warc, {}).setdefault(held[0], False)
             self._score[held[0]] = held[1]
-            tag = warc in self._finished_warcs and warc not in self._delivered
-        if tag:  # its shard finished before this callback ran
-            self._redis(lambda pipe: pipe.hset(self.keys["leases"], held[0],
-                                               self._tag(held[0], warc, False)))
+            if warc in self._finished_warcs and warc not in self._delivered:
+                # its shard finished before this callback ran
+                self._redis(lambda pipe: pipe.hset(self.keys["leases"], held[0],
+                                                   self._tag(held[0], warc, False)))
 
     def beat(self) -> None:
         """Every second: the heartbeat, and the leases of dead workers."""
@@ -409,6 +416,13 @@ class ClusterWorker:
         the store (or there is none), else when it gets there."""
         ack: list[bytes] = []
         retag: list[tuple[bytes, str]] = []
+
+        def update(pipe: Any) -> None:
+            if ack:
+                pipe.hdel(self.keys["leases"], *ack)
+            for lease, warc in retag:
+                pipe.hset(self.keys["leases"], lease, self._tag(lease, warc, True))
+
         with self._lock:
             for request in done:
                 lease, score = self._held.pop(request)
@@ -423,15 +437,8 @@ class ClusterWorker:
                 if warc in self._finished_warcs:
                     retag.append((lease, warc))
             self._released += len(done)
-
-        def update(pipe: Any) -> None:
-            if ack:
-                pipe.hdel(self.keys["leases"], *ack)
-            for lease, warc in retag:
-                pipe.hset(self.keys["leases"], lease, self._tag(lease, warc, True))
-
-        if ack or retag:
-            self._redis(update)
+            if ack or retag:
+                self._redis(update)
 
     def _tag(self, lease: bytes, warc: str, done: bool) -> str:
         return f"{self.worker} {self._score.get(lease, '0')} {warc} {int(done)}"
@@ -506,34 +513,22 @@ class ClusterWorker:
         """A shard is finished, not uploaded yet: its files are recorded and its leases
         tagged with it (writer thread)."""
         warc = next(e.key for e in entries if e.kind == "warc")
-        with self._lock:
-            self._finished_warcs.add(warc)
-            leases = dict(self._by_warc.get(warc, {}))
-        if self.lost:
-            return
 
         def record(pipe: Any) -> None:
             pipe.hset(self.keys["shards"], warc, json.dumps([e.as_json() for e in entries]))
-            for lease, done in leases.items():
+            for lease, done in self._by_warc.get(warc, {}).items():
                 pipe.hset(self.keys["leases"], lease, self._tag(lease, warc, done))
 
-        self._redis(record)
+        with self._lock:
+            self._finished_warcs.add(warc)
+            if not self.lost:
+                self._redis(record)
 
     def delivered(self, entries: list[FileEntry]) -> None:
         """A shard's files are in the store (upload thread): they are listed for the crawl's
         manifest, and the leases of its captures the engine is done with end, at once."""
         warc = next(e.key for e in entries if e.kind == "warc")
-        with self._lock:
-            self._delivered.add(warc)
-            leases = self._by_warc.get(warc, {})
-            done = [lease for lease, finished in leases.items() if finished]
-            for lease in done:
-                del leases[lease]
-                self._score.pop(lease, None)
-            if not leases:
-                self._by_warc.pop(warc, None)
-        if self.lost:
-            return
+        done: list[bytes] = []
 
         def record(pipe: Any) -> None:
             for entry in entries:
@@ -542,7 +537,17 @@ class ClusterWorker:
             if done:
                 pipe.hdel(self.keys["leases"], *done)
 
-        self._redis(record)
+        with self._lock:
+            self._delivered.add(warc)
+            leases = self._by_warc.get(warc, {})
+            done.extend(lease for lease, finished in leases.items() if finished)
+            for lease in done:
+                del leases[lease]
+                self._score.pop(lease, None)
+            if not leases:
+                self._by_warc.pop(warc, None)
+            if not self.lost:
+                self._redis(record)
 
     def commit(self, reason: str) -> dict[str, Any]:
         """This worker's files are delivered: its list goes to the store, it leaves the crawl,
@@ -556,21 +561,24 @@ class ClusterWorker:
         store = delivery.store
         store.put_bytes(worker_files_key(self.job.crawl_id, self.worker),
                         json.dumps({"worker": self.worker, "files": own}).encode())
-        last = False
+        last = 0  # 1: this worker writes the manifest (the _FINISH script)
         if not self.lost:
             with self._lock:  # every shard is delivered: what the engine left is done too
                 leftover = [lease for w in self._delivered for lease in self._by_warc.pop(w, {})]
             if leftover:
                 self._redis(lambda pipe: pipe.hdel(self.keys["leases"], *leftover))
             try:
-                last = not self.lost and bool(self.script("finish", [
+                last = not self.lost and self.script("finish", [
                     self.keys[k] for k in ("running", "workers", "busy", "requests", "leases",
                                            "seeded")] + [redis_crawl_key(self.job.crawl_id,
                                                                           "committed")],
-                    [self.worker]))
+                    [self.worker])
             except RedisError as exc:
                 self.lost = self.lost or f"lost Redis at {self.job.redis} ({exc})"
-        if last:
+        if last == -1:
+            logger.warning("crawl %s is left with requests queued or leased and no worker: the "
+                           "next worker of the job completes it", self.job.crawl_id)
+        if last == 1:
             delivery.include(self._crawl_files(store))
             manifest = delivery.commit(reason)
             self._clear()
@@ -680,31 +688,47 @@ class SharedHostSlotMiddleware:
         self.crawler = crawler
         self.cluster = cluster
         self._serial = 0
+        self._delays: dict[str, float] = {}  # download slot -> its delay, now the token's
+        # one request per host and worker asks Redis at a time; the others wait here
+        self._gates: dict[str, defer.DeferredLock] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SharedHostSlotMiddleware:
         cluster = crawler.get_extension(ClusterWorker)
         if cluster is None:
             raise NotConfigured("not a worker of a shared crawl")
-        return cls(crawler, cluster)
+        mw = cls(crawler, cluster)
+        # however the download ended (a response, a redirect, an error), its slot is free
+        crawler.signals.connect(mw.release, signal=signals.request_left_downloader)
+        return mw
 
     async def process_request(self, request: Request) -> None:
         slot_name = request.meta.get("download_slot")
         settings = self.crawler.engine.downloader.per_slot_settings.get(slot_name)
         if settings is None or self.cluster.lost:
             return
-        delay = settings.get("delay", 0.0)
-        settings["delay"] = 0.0  # spacing is the shared token's
+        if slot_name not in self._delays:  # before the downloader builds the slot from them
+            self._delays[slot_name] = settings.get("delay", 0.0)
+            settings["delay"] = 0.0
         netloc = urlsplit(request.url).netloc
+        gate = self._gates.setdefault(netloc, defer.DeferredLock())
+        await maybe_deferred_to_future(gate.acquire())
+        try:
+            await self._take(request, netloc, self._delays[slot_name],
+                             settings.get("concurrency", 1))
+        finally:
+            gate.release()
+
+    async def _take(self, request: Request, netloc: str, delay: float, concurrency: int
+                    ) -> None:
         self._serial += 1
         token = f"{self.cluster.worker}:{self._serial}"
         ttl = (request.meta.get("download_timeout") or 180) + 30
-        while True:
+        while not self.cluster.lost:
             try:
                 wait = float(self.cluster.script("take_slot", [
                     self._key(netloc, "next"), self._key(netloc, "slots"),
-                    self.cluster.keys["hosts"]],
-                    [delay, settings.get("concurrency", 1), token, ttl, netloc]))
+                    self.cluster.keys["hosts"]], [delay, concurrency, token, ttl, netloc]))
             except RedisError as exc:
                 self.cluster.lose(exc)
                 return
@@ -719,11 +743,10 @@ class SharedHostSlotMiddleware:
             wait = retry_after_seconds(response.headers.get(b"Retry-After"))
             if wait:
                 self._hold(urlsplit(request.url).netloc, min(wait, MAX_HOLD))
-        self._release(request)
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
-        self._release(request)
+        self.release(request)  # refused before it reached the downloader
 
     def _hold(self, netloc: str, seconds: float) -> None:
         try:
@@ -731,7 +754,7 @@ class SharedHostSlotMiddleware:
         except RedisError as exc:
             self.cluster.lose(exc)
 
-    def _release(self, request: Request) -> None:
+    def release(self, request: Request) -> None:
         held = request.meta.pop("shared_slot", None)
         if held and not self.cluster.lost:
             try:
