@@ -8,8 +8,10 @@ serves it with ``python -m http.server`` in its own process on 127.0.0.1, starts
 (sitemap discovery, politeness off: no delay, AutoThrottle off, concurrency 8 for the job) with
 that many ``newsarchive crawl --redis`` processes started together. Prints wall time and pages/s
 (from the first start to the last exit), and from Redis's ``INFO commandstats`` and ``INFO
-stats``: commands per page (by command), network bytes per page, and the peak of
-``used_memory`` above the empty server's, per URL seen.
+stats``: commands per page (by command, those Lua scripts run included), network bytes per
+page, Redis's own CPU time per page (``INFO cpu``, its main thread: the figure that says how
+many pages/s one Redis carries), and the peak of ``used_memory`` above the empty server's, per
+URL.
 
 usage: benchmarks/cluster.py [--articles 2000] [--workers 1 2 3] [--site-script PATH]
 """
@@ -62,6 +64,7 @@ allow = ['/news/']
     server.flushall()
     server.config_resetstat()
     base = int(server.info("memory")["used_memory"])
+    cpu_before = _cpu(server)
     peak = [base]
     done = threading.Event()
 
@@ -88,6 +91,7 @@ allow = ['/news/']
     commands = {k.removeprefix("cmdstat_"): v["calls"]
                 for k, v in server.info("commandstats").items()}
     stats = server.info("stats")
+    cpu = _cpu(server) - cpu_before
     net = stats["total_net_input_bytes"] + stats["total_net_output_bytes"]
     return {"workers": workers, "wall_s": round(wall, 1), "pages": pages,
             "articles": counts["text_records"], "pages_per_s": round(pages / wall, 1),
@@ -95,7 +99,14 @@ allow = ['/news/']
             "by_command": {k: round(v / pages, 2) for k, v in sorted(
                 commands.items(), key=lambda kv: -kv[1]) if v / pages >= 0.05},
             "net_bytes_per_page": round(net / pages),
+            "redis_cpu_us_per_page": round(cpu / pages * 1e6),
             "peak_memory_per_url": round((peak[0] - base) / pages)}
+
+
+def _cpu(server: Redis) -> float:
+    """CPU seconds the Redis server has used (its main thread: commands and scripts)."""
+    info = server.info("cpu")
+    return float(info["used_cpu_sys_main_thread"]) + float(info["used_cpu_user_main_thread"])
 
 
 def main() -> None:

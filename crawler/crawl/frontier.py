@@ -4,16 +4,20 @@ Built on scrapy-redis: its scheduler and dupefilter, on its key layout (the requ
 sorted set by priority, ``requests``; the seen fingerprints a set, ``dupefilter``). What its
 defaults do not give, and a shared archival crawl needs, is here:
 
+- ``LeasingScheduler``: scrapy-redis's scheduler whose dupefilter check and queue push are one
+  Lua script (its own are two commands: a Redis lost between them loses the request).
 - ``LeasedPriorityQueue``: a request taken from the queue is *leased*, not popped for good: one
-  Lua script moves it to ``leases`` (owner and priority kept), atomically. The worker lets go of
-  it only once the WARC holding its capture is in the archive store and the engine is done with
-  it (its links queued); the requests a worker held when it died (no heartbeat for
-  ``lease_timeout``) go back to the queue, and another worker fetches them.
+  script moves it to ``leases`` (owner and priority kept). The worker lets go of it only once
+  the engine is done with it (its links queued) and the shard holding its capture is in the
+  archive store; a finished shard is recorded in Redis (``shards``) before its upload and its
+  leases tagged with it. The requests a worker held when it died (no heartbeat for
+  ``lease_timeout``) go back to the queue, except those whose shard reached the store.
 - ``ClusterWorker`` (extension): the worker's registration, heartbeat, leases and commit. The
-  crawl is done when it is seeded, the queue is empty and no worker is busy with a request
-  (``busy``, counted in Redis by the same scripts that lease and release). Each worker then
-  commits its own files (``files`` in Redis, and its list in the store: Redis is never their
-  only record); the last one to finish writes the crawl's manifest listing them all.
+  crawl is done when it is seeded, the queue is empty, no worker is busy with a request
+  (``busy``, counted by the same scripts that lease and release) and every worker gave a
+  heartbeat lately. Each worker then commits its own files (``files`` in Redis, and its list
+  in the store: Redis is never their only record); the last one to finish writes the crawl's
+  manifest listing them all.
 - ``SharedHostSlotMiddleware``: per-host ``delay`` (robots.txt's Crawl-delay included),
   ``concurrency`` and Retry-After holds for the job as a whole: a token and slots per host in
   Redis, so N workers never hit a site N times harder.
@@ -64,6 +68,7 @@ logger = logging.getLogger(__name__)
 
 # Redis connection parameters: a server that is gone is noticed within seconds
 REDIS_PARAMS = {"socket_timeout": 10, "socket_connect_timeout": 5, "retry_on_timeout": False}
+SWEEP_EVERY = 60  # heartbeats between two sweeps of every lease (else: only when one died)
 MAX_HOLD = 600.0  # seconds: the longest Retry-After hold a host gets (as RetryAfterMiddleware)
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
@@ -89,9 +94,10 @@ return got
 # A lease's value: "{worker} {priority score}", and once the shard holding its capture is
 # finished, " {warc key} {1 when the engine was done with it, else 0}".
 # KEYS workers, running, busy, leases, requests, hosts; ARGV timeout, the host slots' key
-# (prefix, suffix) -> {workers declared dead, {lease, warc, score} of theirs whose capture may
-# be in the store}. Their other leases go back to the queue: not captured, or captured before
-# their links were queued.
+# (prefix, suffix), '1' to sweep the leases even when no worker died (leases of workers that
+# are gone, left by a reclaimer that died before it settled them) -> {workers declared dead,
+# {lease, warc, score} of theirs whose capture may be in the store}. Their other leases go back
+# to the queue: not captured, or captured before their links were queued.
 _RECLAIM = _NOW + """
 local dead, found, check = {}, {}, {}
 local beats = redis.call('HGETALL', KEYS[1])
@@ -106,6 +112,7 @@ for i = 1, #beats, 2 do
     dead[beats[i]] = false
   end
 end
+if #found == 0 and ARGV[4] ~= '1' then return {found, check} end
 if #found > 0 then  -- the hosts' slots they held are free again
   local hosts = redis.call('HKEYS', KEYS[6])
   for h = 1, #hosts do
@@ -271,6 +278,7 @@ class ClusterWorker:
         self._delivered: set[str] = set()  # in the store
         self._released = 0  # requests done since the last heartbeat (busy to decrement)
         self._finished = False
+        self._beats = 0
         self._scripts = {name: server.register_script(source) for name, source in (
             ("push", _PUSH), ("lease", _LEASE), ("reclaim", _RECLAIM), ("beat", _BEAT),
             ("done", _DONE), ("finish", _FINISH), ("take_seeding", _TAKE_SEEDING),
@@ -362,11 +370,13 @@ class ClusterWorker:
                 self.lose(f"this worker was taken for dead (no heartbeat for {self.timeout:g} s)"
                           f" and its requests were handed to others")
                 return
+            self._beats += 1
             dead, check = self.script("reclaim", [
                 self.keys["workers"], self.keys["running"], self.keys["busy"],
                 self.keys["leases"], self.keys["requests"], self.keys["hosts"]],
                 [self.timeout, *redis_crawl_key(self.job.crawl_id,
-                                                host_key("\n", "slots")).split("\n")])
+                                                host_key("\n", "slots")).split("\n"),
+                 int(self._beats % SWEEP_EVERY == 0)])
             for worker in dead:
                 logger.warning("worker %s gave no heartbeat for %gs: its leased requests are "
                                "back in the frontier", worker.decode(), self.timeout)
