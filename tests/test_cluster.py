@@ -153,7 +153,7 @@ def pages(counts: Counter) -> Counter:
 
 def test_three_workers_archive_each_article_once_at_the_jobs_rate(
         tmp_path: Path, big_site: Site, redis: RedisServer) -> None:
-    delay = 0.02  # 50 requests/s for the job: three workers alone would go faster here
+    delay = 0.04  # 25 requests/s for the job: three workers alone would go faster here
     config = write_config(tmp_path, big_site, redis, delay=delay)
     with serve(big_site):
         results = finish(start_workers(config))
