@@ -11,10 +11,15 @@ site's sitemap (``--discovery sitemap``, the default) or by following section li
 (``--discovery links``). ``--wget`` also runs ``wget --recursive --warc-file`` on the same site
 in the same run, for the ratio. ``--again`` crawls each site a second time with ``--recheck``
 (an incremental re-crawl: conditional requests, revisit records). ``--demo`` measures the
-bundled sample outlet.
+bundled sample outlet. ``--requisites`` generates the site with what its pages load (a shared
+stylesheet, font, script and favicon on the outlet, a photo and ~15 thumbnails per article on a
+CDN host served on 127.0.0.2), crawls it with requisites on and again with ``requisites =
+false``, times the discovery of requisites per page (the markup read whole, requisites
+included, against the head only that an article needs without them), and with ``--wget`` runs
+``wget --page-requisites --span-hosts`` beside.
 
 usage: benchmarks/crawl.py [--articles 2000 10000 ...] [--discovery sitemap|links] [--wget]
-                           [--again] [--demo] [--site-script PATH]
+                           [--again] [--demo] [--requisites] [--site-script PATH]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -98,12 +104,12 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, float]:
     main_cpu = cpu.pop(proc.pid, 0) / hz
     return {"seconds": time.monotonic() - start, "peak_rss_tree": peak_tree,
             "peak_rss_main": peak_main, "cpu_main": main_cpu,
-            "cpu_children": sum(cpu.values()) / hz}
+            "cpu_children": sum(cpu.values()) / hz, "stdout": out}
 
 
 def crawl(source: str, work: Path, name: str, allow: str, *options: str) -> dict[str, float]:
-    """`source` is an outlet's discovery lines, e.g. ``sitemaps = ["..."]``; `options` go to
-    ``newsarchive crawl``."""
+    """`source` is an outlet's discovery lines, e.g. ``sitemaps = ["..."]`` (and any other
+    outlet settings); `options` go to ``newsarchive crawl``."""
     config = work / f"{name}.toml"
     config.write_text(f"""
 [archive]
@@ -123,20 +129,41 @@ allow = ['{allow}']
     crawl_dir = max(d for d in (work / "archive" / "crawls").iterdir()
                     if d.name.startswith(name + "-"))  # the newest: crawl ids sort by time
     counts = json.loads((crawl_dir / "manifest.json").read_text())["counts"]
+    requisites = re.search(r"requisites \((?:[^)]*, )?fetched (\d+)", figures["stdout"])
     figures.update(pages=counts["responses"], articles=counts["text_records"],
                    warc_mb=counts["warc_bytes"] / 1e6,
+                   requisites=int(requisites.group(1)) if requisites else 0,
                    revisits=sum(v for k, v in counts.items() if k.startswith("revisits/")))
     return figures
 
 
-def wget(url: str, work: Path) -> dict[str, float]:
+def wget(url: str, work: Path, *options: str) -> dict[str, float]:
     """wget's recursive crawl with a gzip WARC, as the reference (it extracts nothing)."""
     out = Path(tempfile.mkdtemp(prefix="wget-", dir=work))
     figures = measure(["wget", "--recursive", "--level=inf", "--no-parent", "--quiet",
                        "--no-verbose", "-e", "robots=off", "--warc-file=" + str(out / "site"),
-                       "--no-warc-keep-log", "-P", str(out), url], work)
+                       "--no-warc-keep-log", "-P", str(out), *options, url], work)
     figures["pages"] = sum(1 for p in out.rglob("*") if p.is_file() and p.suffix != ".gz")
     return figures
+
+
+def discovery_cost(site: Path, pages: int = 300) -> tuple[float, float]:
+    """Milliseconds of CPU per article page to read its markup as a crawl without requisites
+    does (the head only) and with them (the whole page, its requisites and inline CSS)."""
+    sys.path.insert(0, str(ROOT))
+    from crawler.discovery.css import InlineStyles
+    from crawler.discovery.markup import read_markup
+
+    files = sorted((site / "www" / "news").rglob("*.html"))[:pages]
+    bodies = [(f.read_bytes(), "http://127.0.0.1/" + f.name) for f in files]
+    styles = InlineStyles()
+    costs = []
+    for options in ({"head_only": True}, {"styles": styles}):
+        start = time.process_time()
+        for body, url in bodies:
+            read_markup(body, url, **options)
+        costs.append((time.process_time() - start) * 1000 / len(bodies))
+    return costs[0], costs[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -156,9 +183,11 @@ def served(server: subprocess.Popen, run: Callable[..., dict[str, float]], *args
 
 
 def report(label: str, f: dict[str, float]) -> None:
+    requisites = f.get("requisites", 0)
+    rate = f", {requisites} requisites ({requisites / f['seconds']:.1f}/s)" if requisites else ""
     print(f"{label}: {f['pages']} pages ({f['articles']} articles) in {f['seconds']:.1f} s = "
           f"{f['pages'] / f['seconds']:.1f} pages/s, {f['articles'] / f['seconds']:.1f} "
-          f"articles/s; CPU ms/page: crawl process {f['cpu_main'] * 1000 / f['pages']:.1f}, "
+          f"articles/s{rate}; CPU ms/page: crawl process {f['cpu_main'] * 1000 / f['pages']:.1f}, "
           f"extraction workers {f['cpu_children'] * 1000 / f['pages']:.1f}, "
           f"server {f['cpu_server'] * 1000 / f['pages']:.1f}; "
           f"WARC {f['warc_mb']:.1f} MB; peak RSS main process "
@@ -175,6 +204,9 @@ def main() -> None:
     ap.add_argument("--again", action="store_true",
                     help="crawl each site a second time with --recheck (every article "
                          "re-checked with a conditional request: revisit records)")
+    ap.add_argument("--requisites", action="store_true",
+                    help="pages load a stylesheet, font, script, favicon and CDN images: crawl "
+                         "with requisites and without")
     ap.add_argument("--site-script", type=Path, default=DEFAULT_SITE_SCRIPT)
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores; server: python -m http.server in its own process")
@@ -197,12 +229,18 @@ def main() -> None:
         for n in args.articles:
             port = free_port()
             site = work / f"site{n}"
+            cdn_url = f"http://127.0.0.2:{port}"  # the same free port, on another address
             subprocess.run([sys.executable, str(args.site_script), "--out", str(site),
-                            "--articles", str(n), "--base-url", f"http://127.0.0.1:{port}"],
-                           check=True, stdout=subprocess.DEVNULL)
+                            "--articles", str(n), "--base-url", f"http://127.0.0.1:{port}",
+                            *(("--requisites", "--cdn-url", cdn_url) if args.requisites
+                              else ())], check=True, stdout=subprocess.DEVNULL)
             server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind",
                                        "127.0.0.1", str(port), "-d", str(site / "www")],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cdn = subprocess.Popen([sys.executable, "-m", "http.server", "--bind",
+                                    "127.0.0.2", str(port), "-d", str(site / "cdn")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                                   ) if args.requisites else None
             try:
                 time.sleep(0.5)
                 base = f"http://127.0.0.1:{port}"
@@ -210,8 +248,18 @@ def main() -> None:
                           else f'start_urls = ["{base}/"]')
                 ours = served(server, crawl, source, work, f"site{n}", "/news/")
                 report(f"{n}-article site, {args.discovery} discovery", ours)
+                if args.requisites:
+                    without = served(server, crawl, source + "\nrequisites = false", work,
+                                     f"bare{n}", "/news/")
+                    report("  the same with requisites = false", without)
+                    head, whole = discovery_cost(site)
+                    print(f"  discovery of requisites: {whole - head:.2f} ms of CPU per "
+                          f"article page (markup read whole with requisites {whole:.2f} ms, "
+                          f"head only {head:.2f} ms)")
                 if args.wget:
-                    ref = served(server, wget, base + "/", work)
+                    options = ("--page-requisites", "--span-hosts",
+                               "--domains=127.0.0.1,127.0.0.2") if args.requisites else ()
+                    ref = served(server, wget, base + "/", work, *options)
                     ratio = (ours["pages"] / ours["seconds"]) / (ref["pages"] / ref["seconds"])
                     print(f"  wget: {ref['pages']} pages in {ref['seconds']:.1f} s = "
                           f"{ref['pages'] / ref['seconds']:.1f} pages/s, peak memory "
@@ -229,6 +277,8 @@ def main() -> None:
                           f"RSS main process {again['peak_rss_main'] / 2**20:.0f} MiB")
             finally:
                 server.terminate()
+                if cdn is not None:
+                    cdn.terminate()
 
 
 if __name__ == "__main__":

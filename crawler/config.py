@@ -82,6 +82,14 @@ class CrawlConfig:
     # re-check an archived article for edits this long after its first capture (seconds, each
     # point once; after the last, never): news is edited soon after publication, rarely later
     recheck: tuple[int, ...] = (3600, 6 * 3600, 86400, 7 * 86400)
+    # what pages load to render (stylesheets, fonts, images, scripts, frames) is captured too,
+    # from any host, up to requisite_hops transclusions (page -> stylesheet or frame -> font or
+    # image); requisites_deny: regexes of requisite URLs never fetched (ad and tracking hosts)
+    requisites: bool = True
+    requisite_hops: int = 2
+    requisites_deny: tuple[str, ...] = ()
+    media: bool = True                 # video and audio bodies (posters are always fetched)
+    requisite_max_size: int = 50 * 1024 * 1024  # larger requisites are not fetched, or cut off
 
 
 @dataclass(frozen=True)
@@ -265,16 +273,16 @@ def _read_crawl(r: _Reader, t: dict[str, Any], prefix: str, base: CrawlConfig) -
                          "sites must be able to reach the operator, e.g. "
                          "'newsarchive/0.1 (+https://example.org/contact)'")
         values["user_agent"] = agent
-    for name in ("obey_robots", "autothrottle", "allow_subdomains"):
+    for name in ("obey_robots", "autothrottle", "allow_subdomains", "requisites", "media"):
         if name in t:
             values[name] = r.boolean(t[name], f"{prefix}.{name}")
     for name in ("max_pages", "depth"):
         if name in t:
             values[name] = r.integer(t[name], f"{prefix}.{name}")
-    for name in ("concurrency", "max_query_variants", "max_sitemap_entries"):
+    for name in ("concurrency", "max_query_variants", "max_sitemap_entries", "requisite_hops"):
         if name in t:
             values[name] = r.integer(t[name], f"{prefix}.{name}", minimum=1)
-    for name in ("warc_max_size", "max_page_size"):
+    for name in ("warc_max_size", "max_page_size", "requisite_max_size"):
         if name in t:
             values[name] = r.size(t[name], f"{prefix}.{name}")
     for name in ("download_timeout", "extract_timeout"):
@@ -290,6 +298,8 @@ def _read_crawl(r: _Reader, t: dict[str, Any], prefix: str, base: CrawlConfig) -
         except ValueError as exc:
             raise r.fail(f"{prefix}.since", str(exc)) from None
         values["since"] = since
+    if "requisites_deny" in t:
+        values["requisites_deny"] = r.regexes(t["requisites_deny"], f"{prefix}.requisites_deny")
     if "recheck" in t:
         values["recheck"] = _durations(r, t["recheck"], f"{prefix}.recheck")
     return CrawlConfig(**{**base.__dict__, **values})

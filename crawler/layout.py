@@ -42,6 +42,7 @@ JOB_FILE = "job.json"  # the job's description, read by --resume
 JOURNAL_FILE = "state.jsonl"  # the crawl's state observations, merged into state/urls/
 FILES_FILE = "files.jsonl"  # the files the crawl finished
 STATE_INDEX_FILE = "state.sqlite"  # the archive's URL state, copied when the crawl opens
+PAYLOADS_FILE = "payloads.sqlite"  # the first capture of each requisite payload in the crawl
 QUEUE_DIR = "queue"  # Scrapy's JOBDIR
 
 SHARD_SUFFIXES = {"warc": ".warc.gz", "index": ".cdxj", "text": ".jsonl.gz"}

@@ -22,8 +22,10 @@ SOFTWARE = f"newsarchive/{__version__} (Scrapy {version('scrapy')})"
 
 # The text record's core fields, in their order: what a dump gives when no fields are named.
 CORE_FIELDS = ("url", "outlet", "crawl_id", "fetched_at", "status", "title", "author", "date",
-               "language", "language_expected", "sitename", "text", "warc_file", "warc_offset",
-               "warc_length", "warc_record_id", "payload_digest", "text_digest")
+               "date_modified", "language", "language_expected", "sitename", "text", "warc_file",
+               "warc_offset", "warc_length", "warc_record_id", "payload_digest", "text_digest")
+# The core fields that hold a day (YYYY-MM-DD): typed as dates where a format has the type.
+DATE_FIELDS = ("date", "date_modified")
 # Metadata beside the core fields, when the page states it (lists may be empty).
 METADATA_FIELDS = ("authors", "description", "tags", "categories")
 
@@ -55,8 +57,8 @@ def text_record(page: Mapping[str, Any], extracted: Mapping[str, Any],
         "crawl_id": crawl_id,
         "fetched_at": capture["fetched_at"],
         "status": page["status"],
-        **{k: extracted.get(k) for k in ("title", "author", "date", "language", "sitename",
-                                          "text")},
+        **{k: extracted.get(k) for k in ("title", "author", "date", "date_modified", "language",
+                                          "sitename", "text")},
         **{k: capture[k] for k in ("warc_file", "warc_offset", "warc_length", "warc_record_id",
                                    "payload_digest")},
         "text_digest": extracted["text_digest"],

@@ -51,7 +51,7 @@ assert m.version("pywb").startswith("2.10.")' 2>/dev/null; then
         .venv-pywb/bin/python -m pip install -q --upgrade pip
         .venv-pywb/bin/python -m pip install -q "pywb>=2.10,<2.11" boto3
     fi
-    apt_install chromium
+    apt_install chromium fonts-dejavu-core  # the replay tests' web font
     if ! grep -qs "\"version\": \"$REPLAYWEBPAGE_VERSION\"" .replaywebpage/package/package.json
     then
         command -v npm >/dev/null || apt_install npm

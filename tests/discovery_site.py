@@ -88,14 +88,17 @@ def build_site(root: Path, base_url: str, articles: int = 12, unlisted: int = 3,
 
 
 class LoggingHandler(OutletRequestHandler):
-    """Serves the site; logs (time, path) of every request; answers 429 once where told."""
+    """Serves the site; logs (time, path) of every request; answers 429 once where told, and
+    late where told (seconds by path)."""
 
     log: list[tuple[float, str]]
     throttle_once: dict[str, int]
     redirects: dict[str, str]
+    delays: dict[str, float]
 
     def do_GET(self) -> None:  # noqa: N802
         self.log.append((time.monotonic(), self.path))
+        time.sleep(self.delays.get(self.path, 0))
         if self.path in self.redirects:
             self.send_response(301)
             self.send_header("Location", self.redirects[self.path])
@@ -114,4 +117,5 @@ class LoggingHandler(OutletRequestHandler):
 
 def logging_handler() -> type[LoggingHandler]:
     """A handler class with its own request log (one per server)."""
-    return type("Handler", (LoggingHandler,), {"log": [], "throttle_once": {}, "redirects": {}})
+    return type("Handler", (LoggingHandler,), {"log": [], "throttle_once": {}, "redirects": {},
+                                               "delays": {}})

@@ -153,8 +153,8 @@ def test_text_records_point_at_their_response(crawl: dict[str, Any]) -> None:
 
 def test_text_records_have_the_design_schema(crawl: dict[str, Any]) -> None:
     fields = {"url", "outlet", "crawl_id", "fetched_at", "status", "title", "author", "date",
-              "language", "sitename", "text", "warc_file", "warc_offset", "warc_length",
-              "warc_record_id", "payload_digest", "text_digest"}
+              "date_modified", "language", "sitename", "text", "warc_file", "warc_offset",
+              "warc_length", "warc_record_id", "payload_digest", "text_digest"}
     by_path = {a["path"]: a for a in EXPECTED["articles"]}
     for record in crawl["texts"]:
         assert fields <= set(record)

@@ -36,7 +36,7 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     with OutletServer(root, port=port, handler=handler):
         yield {"base": base, "root": root, "paths": paths, "log": handler.log,
                "throttle": handler.throttle_once, "redirects": handler.redirects,
-               "tmp": tmp_path}
+               "delays": handler.delays, "tmp": tmp_path}
 
 
 def crawl(site: dict[str, Any], outlet: str, *args: str, crawl_opts: str = "") -> dict[str, Any]:
@@ -249,3 +249,43 @@ def test_parse_document_kinds() -> None:
         parse_document(b"\x00\x01 not xml at all")
     page = b'<link type="application/atom+xml" rel="alternate" href="/a.xml">'
     assert read_markup(page, "https://n.example/").feeds == ["https://n.example/a.xml"]
+
+
+UNDATED = ('<html lang="pl"><head><title>{title}</title></head><body><article><h1>{title}</h1>'
+           + "<p>" + " ".join(["Rada miasta obradowała do późnej nocy nad budżetem."] * 6)
+           + "</p></article></body></html>")
+
+
+@pytest.mark.parametrize("first", ["link", "feed"])
+def test_listing_date_whatever_found_the_article_first(site: dict[str, Any], first: str
+                                                       ) -> None:
+    """An article a start page links to and a feed lists gets the feed's date (as written, in
+    its own time zone) whichever of the two queued it first; an article no listing names gets
+    no date, never the crawl's."""
+    root, base = site["root"] / "undated", site["base"]
+    root.mkdir()
+    (root / "index.html").write_text('<html><body><a href="/undated/story.html">a</a> '
+                                     '<a href="/undated/other.html">b</a></body></html>')
+    (root / "story.html").write_text(UNDATED.format(title="Budżet bez daty"), "utf-8")
+    (root / "other.html").write_text(UNDATED.format(title="Inny tekst bez daty"), "utf-8")
+    (root / "feed.xml").write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title><item><title>t'
+        f'</title><link>{base}/undated/story.html</link><pubDate>Wed, 20 Aug 2025 00:30:00 '
+        f'+0200</pubDate></item></channel></rss>')
+    if first == "link":  # the start page's link queues the story while the feed is slow
+        site["delays"].update({"/undated/feed.xml": 1.0, "/undated/story.html": 2.5})
+    else:                # the feed queues the story while the start page is slow
+        site["delays"].update({"/undated/": 1.5})
+    result = crawl(site, f'start_urls = ["{base}/undated/"]\nfeeds = ["{base}/undated/feed.xml"]'
+                   '\nallow = ["/undated/[a-z]+\\\\.html"]')
+    arrived = {path: at for at, path in site["log"]}
+    if first == "link":
+        assert arrived["/undated/story.html"] < arrived["/undated/feed.xml"] + 1.0
+    else:
+        assert arrived["/undated/story.html"] < arrived["/undated/"] + 1.5
+    records = {t["url"].removeprefix(base): t for t in result["texts"]}
+    story, other = records["/undated/story.html"], records["/undated/other.html"]
+    assert (story["listed_date"], story["date"], story["date_modified"]) == (
+        "2025-08-20", "2025-08-20", None)
+    assert (other["listed_date"], other["date"], other["date_modified"]) == (None, None, None)
+    assert other["fetched_at"]  # fetched, but the fetch is no publication

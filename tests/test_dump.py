@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.readers.dump import Selection
 from crawler.records import CORE_FIELDS
 from crawler.store.backends import LocalStore
 from tests.conftest import NEWSARCHIVE, run_cli
@@ -288,6 +289,7 @@ def test_parquet_columns_are_typed(archive: dict[str, Any], tmp_path: Path) -> N
     schema = table.schema
     assert schema.field("fetched_at").type == pa.timestamp("us", tz="UTC")
     assert schema.field("date").type == pa.date32()
+    assert schema.field("date_modified").type == pa.date32()
     assert schema.field("status").type == pa.int32()
     assert schema.field("warc_offset").type == pa.int64()
     assert schema.field("text").type == pa.string()
@@ -427,3 +429,11 @@ def test_empty_selection_writes_valid_empty_outputs(archive: dict[str, Any],
     with open(tmp_path / "e.wet.gz", "rb") as f:
         assert [r.rec_type for r in ArchiveIterator(f)] == ["warcinfo"]
     assert (tmp_path / "e.jsonl").read_bytes() == b""
+
+
+def test_min_words_counts_chinese_and_japanese_by_character() -> None:
+    """"--min-words" on text written without spaces: each Han or kana character is a word."""
+    chinese = {"text": "今年上半年国产芯片出货量同比增长近一倍。" * 2}  # 40 characters, one "word"
+    assert Selection(min_words=30).matches(chinese)
+    assert not Selection(min_words=50).matches(chinese)
+    assert not Selection(min_words=3).matches({"text": "two words"})

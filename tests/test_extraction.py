@@ -19,8 +19,9 @@ import trafilatura
 from crawler.config import parse_config
 from crawler.errors import ConfigError
 from crawler.extraction.boilerplate import HEADINGS, remove_boilerplate
+from crawler.extraction.dates import parse_date
 from crawler.extraction.document import EXTRACTION_PROFILE, extract_document, parse_html
-from crawler.extraction.metadata import page_metadata, parse_date
+from crawler.extraction.metadata import page_metadata
 from crawler.extraction.templates import TemplateLearner, fingerprint, without_templates
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extraction"

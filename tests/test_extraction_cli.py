@@ -12,7 +12,7 @@ from crawler.extraction.document import extract_document
 from tests.conftest import run_cli
 from tests.test_extraction import FIXTURES, OUTLETS, page
 
-FIELDS = {"source", "url", "title", "author", "authors", "date", "language",
+FIELDS = {"source", "url", "title", "author", "authors", "date", "date_modified", "language",
           "language_expected", "page_language", "sitename", "description", "tags",
           "categories", "text", "text_digest"}
 

@@ -220,3 +220,50 @@ def test_d_a_response_head_without_end_is_refused_and_the_crawl_goes_on(
     assert "errors (ResponseHeadTooLarge 1)" in result["stdout"], result["stdout"]
     assert result["peak_rss_kib"] < 200 * 1024, result["peak_rss_kib"]  # ~90 MB; 32 MB of
     # header lines held by Twisted: ~260 MB
+
+
+def test_e_embeds_on_internal_addresses_are_refused_at_the_url_and_the_connection(
+        servers: Callable[..., Site], tmp_path: Path) -> None:
+    """A public outlet's page may load images from any host, but not from an internal
+    address, whether its URL names one or a public-looking name resolves to one."""
+    outlet = servers(OUTLET, {})
+    port = outlet.port
+    embeds = (f'<img src="/own.png"><img src="http://{OTHER}:{port}/literal.png">'
+              f'<img src="http://cdn.example:{port}/named.png">'
+              f'<iframe src="http://cdn.example:{port}/frame.html"></iframe>')
+    png = (200, {"Content-Type": "image/png"}, "not really a png")
+    outlet.pages.update({"/": links("/news/1.html"),
+                         "/news/1.html": article(1).replace("</body>", embeds + "</body>"),
+                         "/own.png": png})
+    other = servers(OTHER, {"/literal.png": png, "/named.png": png,
+                            "/frame.html": "<html><body>internal</body></html>",
+                            "/robots.txt": "User-agent: *\n"})
+    result = crawl(tmp_path, port, {"news.example": [OUTLET], "cdn.example": [OTHER]})
+    assert f"http://news.example:{port}/own.png" in result["responses"]  # its own host: fine
+    assert other.log == []  # not one request line reached 127.0.0.3
+    assert not [u for u in result["responses"] if OTHER in u or "cdn.example" in u]
+    stdout = result["stdout"]
+    assert "refused/internal 3" in stdout.split("requisites (")[1].split(")")[0], stdout
+
+
+def test_f_a_dead_cdn_is_given_up_on_not_waited_for_image_by_image(
+        servers: Callable[..., Site], tmp_path: Path) -> None:
+    """Once a requisite host does not resolve, its other requisites are skipped, not each
+    left to wait for the resolver (only those already waiting in its download slot fail)."""
+    outlet = servers(OUTLET, {})
+    port = outlet.port
+    pages = range(1, 11)
+
+    def images(n: int) -> str:
+        return "".join(f'<img src="http://dead-cdn.example/{n}/{i}.png">' for i in range(10))
+
+    outlet.pages.update({
+        "/": links(*(f"/news/{n}.html" for n in pages)),
+        **{f"/news/{n}.html": article(n).replace("</body>", images(n) + "</body>")
+           for n in pages}})
+    result = crawl(tmp_path, port, {"news.example": [OUTLET]})  # dead-cdn.example: no answer
+    assert len(result["articles"]) == len(pages)
+    requisites = result["stdout"].split("requisites (")[1].split(")")[0]
+    assert "skipped/unreachable " in requisites, result["stdout"]
+    skipped = int(requisites.split("skipped/unreachable ")[1].split(",")[0])
+    assert skipped >= 50, requisites  # of 100: all but those already in the host's slot

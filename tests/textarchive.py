@@ -18,12 +18,14 @@ from crawler.store.backends import ArchiveStore
 
 
 def document(url: str, outlet: str, text: str, *, date: str | None = None,
-             fetched_at: str = "2025-08-15T10:00:00Z", language: str | None = "ru",
-             title: str | None = None, crawl_id: str = "", offset: int = 0) -> dict[str, Any]:
+             date_modified: str | None = None, fetched_at: str = "2025-08-15T10:00:00Z",
+             language: str | None = "ru", title: str | None = None, crawl_id: str = "",
+             offset: int = 0) -> dict[str, Any]:
     """A text record with every field a crawl writes."""
     return {"url": url, "outlet": outlet, "crawl_id": crawl_id, "fetched_at": fetched_at,
             "status": 200, "title": title if title is not None else url.rsplit("/", 1)[-1],
-            "author": None, "date": date, "language": language, "sitename": outlet,
+            "author": None, "date": date, "date_modified": date_modified, "language": language,
+            "sitename": outlet,
             "text": text, "warc_file": "", "warc_offset": offset, "warc_length": 1000,
             "warc_record_id": f"<urn:uuid:{uuid.uuid4()}>",
             "payload_digest": "sha1:" + hashlib.sha1(url.encode()).hexdigest()[:32].upper(),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_line, timestamp14, write_sorted
+from crawler.capture.payloads import PayloadIndex
 from crawler.capture.text_shard import TextShard
 from crawler.capture.warc import (
     HashingFile,
@@ -53,6 +54,7 @@ class Exchange:
     response_body: bytes
     truncated: bool = False  # cut off at max_page_size
     outlet: str | None = None  # whose state this URL belongs to (None: robots.txt and such)
+    requisite: bool = False  # loaded by a page: its payload may be stored under another URL
     etag: str | None = None
     last_modified: str | None = None
 
@@ -76,12 +78,14 @@ class CaptureWriter:
 
     `previous(url)` is what the archive already holds for a URL (its state entry, or None);
     `observe(update)` records what the URL's state learns; `on_finished(entries)` takes a
-    finished shard's three files."""
+    finished shard's three files; `payloads`, the crawl's first capture of each requisite
+    payload, makes the same bytes under another URL a revisit."""
 
     def __init__(self, root: Path, crawl_id: str, hostname: str, warcinfo: dict[str, str],
                  max_size: int, *, previous: Callable[[str], dict[str, Any] | None],
                  observe: Callable[[dict[str, Any]], None],
-                 on_finished: Callable[[list[FileEntry]], None]) -> None:
+                 on_finished: Callable[[list[FileEntry]], None],
+                 payloads: PayloadIndex | None = None) -> None:
         self.root = root
         self.crawl_id = crawl_id
         self.hostname = hostname
@@ -90,6 +94,7 @@ class CaptureWriter:
         self.previous = previous
         self.observe = observe
         self.on_finished = on_finished
+        self.payloads = payloads
         self.serial = 0
         self._shard: _Shard | None = None
         self._closed: list[_Shard] = []
@@ -97,14 +102,18 @@ class CaptureWriter:
 
     def write_exchange(self, ex: Exchange) -> WrittenRecord:
         """The response as a full record, or as a revisit when the archive already holds its
-        payload (identical digest) or the server says it has not changed (304); then the
-        request. The URL's state learns what happened."""
+        payload (identical digest: under this URL, or for a requisite under any URL of the
+        crawl) or the server says it has not changed (304); then the request. The URL's state
+        learns what happened."""
         shard = self._current()
         common = [("WARC-Date", ex.date), ("WARC-Target-URI", ex.url),
                   ("WARC-IP-Address", ex.ip_address), ("WARC-Warcinfo-ID", shard.warcinfo_id)]
         digest = sha1_digest(ex.response_body)
         previous = self.previous(ex.url) if ex.outlet else None
         profile = revisit_profile(ex, digest, previous)
+        shared = self.payloads is not None and ex.requisite and _whole_payload(ex)
+        if shared and profile is None and (first := self.payloads.first(digest)):
+            previous, profile = first, REVISIT_IDENTICAL
         marks = shard.warc.mark(), shard.index.mark()
         try:
             response = self._write_records(shard, ex, common, digest, profile, previous)
@@ -112,6 +121,11 @@ class CaptureWriter:
             shard.warc.rollback(marks[0])
             shard.index.rollback(marks[1])
             raise
+        if shared and profile in (None, REVISIT_IDENTICAL):
+            original = previous if profile else {"url": ex.url, "captured_at": ex.date,
+                                                 "record_id": response.record_id}
+            self.payloads.add(digest, original["url"], original["captured_at"],
+                              original["record_id"])
         shard.responses += 1
         if profile:
             shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1
@@ -268,10 +282,14 @@ def revisit_profile(ex: Exchange, digest: str, previous: dict[str, Any] | None) 
         return None
     if ex.status == 304:
         return REVISIT_NOT_MODIFIED
-    if ex.status == 200 and ex.response_body and not ex.truncated \
-            and digest == previous.get("digest"):
+    if _whole_payload(ex) and digest == previous.get("digest"):
         return REVISIT_IDENTICAL
     return None
+
+
+def _whole_payload(ex: Exchange) -> bool:
+    """A payload a revisit may stand for: whole, and not empty (no copy worth saving)."""
+    return ex.status == 200 and bool(ex.response_body) and not ex.truncated
 
 
 def state_update(ex: Exchange, written: WrittenRecord, profile: str | None) -> dict[str, Any]:

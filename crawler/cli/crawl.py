@@ -146,8 +146,8 @@ def _report_worker(job: CrawlJob, run: Any, stats: dict[str, Any], result: dict[
 def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out: TextIO) -> None:
     counts = result["counts"]
     print(f"crawl {result['crawl_id']} ({', '.join(result['outlets'])}): "
-          f"{counts.get('responses', 0)} pages fetched, {counts.get('text_records', 0)} articles,"
-          f" {counts.get('warc_files', 0)} WARC file(s), "
+          f"{counts.get('responses', 0)} responses (pages and what they load), "
+          f"{counts.get('text_records', 0)} articles, {counts.get('warc_files', 0)} WARC file(s), "
           f"{counts.get('warc_bytes', 0) / 1e6:.2f} MB, "
           f"{sum(v for k, v in counts.items() if k.startswith('revisits/'))} revisit records, "
           f"finished: {result['finish_reason']}",
@@ -170,8 +170,8 @@ def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out:
 
 
 def outlet_summary(outlet: str, stats: dict[str, Any]) -> str:
-    """One line of an outlet's crawl stats: candidates by source, fetched, articles, skipped,
-    refused and errors."""
+    """One line of an outlet's crawl stats: candidates by source, fetched, articles, what pages
+    loaded (requisites), skipped, refused and errors."""
     prefix = f"newsarchive/outlet/{outlet}/"
     mine = {k[len(prefix):]: v for k, v in stats.items() if k.startswith(prefix)}
 
@@ -185,6 +185,7 @@ def outlet_summary(outlet: str, stats: dict[str, Any]) -> str:
             f"articles {mine.get('articles', 0)} (+ {mine.get('articles/unchanged', 0)} "
             f"unchanged)"
             f"{f', {failed} without text (extraction failed)' if failed else ''}; "
+            f"requisites ({group('requisites')}); "
             f"skipped ({group('skipped')}); "
             f"refused ({group('refused')}); responses >= 300 ({group('status')}); "
             f"errors ({group('errors')}); feed/sitemap errors {mine.get('discovery_errors', 0)}")

@@ -32,11 +32,12 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
+from crawler.capture.payloads import PayloadIndex
 from crawler.capture.writer import CaptureWriter, Exchange
 from crawler.crawl.threads import run_in
 from crawler.errors import NewsarchiveError
 from crawler.job import CrawlJob
-from crawler.layout import JOURNAL_FILE, STATE_INDEX_FILE, default_spool_dir
+from crawler.layout import JOURNAL_FILE, PAYLOADS_FILE, STATE_INDEX_FILE, default_spool_dir
 from crawler.records import SOFTWARE, FileEntry
 from crawler.store.backends import open_store
 from crawler.store.delivery import Delivery
@@ -66,7 +67,8 @@ class ArchivingExtension:
         self.writer = CaptureWriter(
             self.spool.root, job.crawl_id, _safe_host(hostname or socket.gethostname()),
             warcinfo(job), warc_max_size, previous=lambda url: self.state.get(url),
-            observe=self.journal.write, on_finished=delivery.add)
+            observe=self.journal.write, on_finished=delivery.add,
+            payloads=PayloadIndex(job.jobdir / PAYLOADS_FILE))
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="warc-writer")
         self.result: dict[str, Any] | None = None
         self.crawler: Crawler | None = None
@@ -231,6 +233,7 @@ class ArchivingExtension:
         for shard in self.writer.close():
             logger.error("%s text records never arrived; closing the shard without them", shard)
         self.journal.close()
+        self.writer.payloads.close()
 
 
 def warcinfo(job: CrawlJob) -> dict[str, str]:

@@ -12,8 +12,9 @@ It also guards every connection, whatever its URL's host text says (a name may r
 anything, and again differently later): a connection that reaches an internal address
 (loopback, private, link-local...) is dropped before a byte is written, unless the address is
 one the request's outlet lives on (its own hosts as resolved when the crawl opened,
-``HostScope.addresses``). And it refuses a response head longer than
-``NEWSARCHIVE_MAX_RESPONSE_HEAD``: Twisted would otherwise keep reading header lines forever.
+``HostScope.addresses``; for a requisite, ``HostScope.embed_addresses``). And it refuses a
+response head longer than ``NEWSARCHIVE_MAX_RESPONSE_HEAD``: Twisted would otherwise keep
+reading header lines forever.
 """
 
 from __future__ import annotations
@@ -156,12 +157,13 @@ class _PeerCheckingFactory(Factory):
 
     noisy = False
 
-    def __init__(self, factory: Factory, allowed: frozenset[str]) -> None:
+    def __init__(self, factory: Factory, allowed: frozenset[str] | None) -> None:
         self._factory = factory
-        self._allowed = allowed
+        self._allowed = allowed  # None: any internal address
 
     def buildProtocol(self, addr: Any) -> Protocol | None:  # noqa: N802
-        if is_internal_address(addr.host) and addr.host not in self._allowed:
+        if self._allowed is not None and is_internal_address(addr.host) and \
+                addr.host not in self._allowed:
             raise InternalAddressRefused(f"internal address {addr.host}")
         return self._factory.buildProtocol(addr)
 
@@ -169,7 +171,7 @@ class _PeerCheckingFactory(Factory):
 class _GuardedEndpoint:
     """An endpoint whose connections are checked by their peer address."""
 
-    def __init__(self, endpoint: Any, allowed: frozenset[str]) -> None:
+    def __init__(self, endpoint: Any, allowed: frozenset[str] | None) -> None:
         self._endpoint = endpoint
         self._allowed = allowed
 
@@ -185,7 +187,7 @@ class _GuardedPool:
     against the internal addresses the request's outlet lives on, and a pooled connection is
     reused only by requests with the same ones."""
 
-    def __init__(self, pool: HTTPConnectionPool, allowed: frozenset[str]) -> None:
+    def __init__(self, pool: HTTPConnectionPool, allowed: frozenset[str] | None) -> None:
         self._pool = pool
         self._allowed = allowed
         self.persistent = pool.persistent
@@ -230,12 +232,15 @@ class WireRecordingDownloadHandler(HTTP11DownloadHandler):
         with wrap_twisted_exceptions():
             return await maybe_deferred_to_future(agent.download_request(request))
 
-    def _allowed_addresses(self, request: Any) -> frozenset[str]:
-        """The internal addresses the request's outlet lives on; for a request of no outlet
+    def _allowed_addresses(self, request: Any) -> frozenset[str] | None:
+        """The internal addresses the request's outlet lives on (for a requisite, those its
+        embeds may reach: ``HostScope.embed_addresses``); for a request of no outlet
         (robots.txt, asked for a host an outlet's request was let through to), every
-        outlet's."""
+        outlet's. None: any."""
         scopes = getattr(self._crawler.spider, "scopes", {})
         scope = scopes.get(request.meta.get("outlet"))
         if scope is not None:
-            return scope.addresses
+            return scope.embed_addresses if request.meta.get("requisite") else scope.addresses
+        if any(s.embed_addresses is None for s in scopes.values()):
+            return None
         return frozenset().union(*(s.addresses for s in scopes.values()))

@@ -3,14 +3,16 @@ bring back.
 
 - ``OutletScopeMiddleware`` (downloader middleware, before robots.txt): refuses off-outlet and
   internal-network URLs (redirect targets included: they come back through here) and query-string
-  traps; counts what each outlet fetched, refused (connections the download handler refused
-  for the address they reached included) and failed.
+  traps (a requisite may come from any host, but not from an internal address, and not from a
+  host found unreachable); counts what each outlet fetched, refused (connections the download
+  handler refused for the address they reached included) and failed.
 - ``OutletSlotMiddleware`` (after robots.txt): each outlet host gets its own download slot with
   the outlet's concurrency and delay, raised to robots.txt's Crawl-delay.
 - ``RetryAfterMiddleware``: Scrapy's retry, honouring ``Retry-After`` on 429 and 503 by holding
   the host's slot for the time asked (bounded), with exponential backoff when none is given.
-- ``PageSizeGuard`` (extension): stops a download past ``max_page_size``; the partial response
-  is kept and marked truncated in the WARC.
+- ``PageSizeGuard`` (extension): stops a download past ``max_page_size`` (a requisite's:
+  ``requisite_max_size``); the partial response is kept and marked truncated in the WARC (one
+  whose Content-Length says it is too large: its head only).
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ from urllib.parse import urlsplit
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.exceptions import IgnoreRequest, StopDownload
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    IgnoreRequest,
+    StopDownload,
+)
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer
+from twisted.internet.error import ConnectError, DNSLookupError
 
 from crawler.config import OutletConfig
 from crawler.crawl.http import InternalAddressRefused
@@ -36,10 +44,19 @@ from crawler.crawl.http import InternalAddressRefused
 logger = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 600.0  # seconds; a server asking for longer is retried after this
+# a host that does not resolve or refuses connections (Scrapy's names, and Twisted's beneath)
+_UNREACHABLE = (CannotResolveHostError, DownloadConnectionRefusedError, DNSLookupError,
+                ConnectError)
 
 
 def outlet_stat(outlet: str, name: str) -> str:
     return f"newsarchive/outlet/{outlet}/{name}"
+
+
+def request_stat(outlet: str, request: Request, name: str) -> str:
+    """An outlet's stat for what happened to a request: a requisite's under ``requisites/``,
+    so the summary tells pages and what they load apart."""
+    return outlet_stat(outlet, f"requisites/{name}" if request.meta.get("requisite") else name)
 
 
 class _OutletMiddleware:
@@ -63,6 +80,9 @@ class OutletScopeMiddleware(_OutletMiddleware):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         self.query_variants: dict[tuple[str, str], set[str]] = defaultdict(set)
+        # requisite hosts that did not resolve or take a connection (after retries): a page's
+        # dozen images on a dead CDN would each wait for the resolver or the connect timeout
+        self.unreachable: set[str] = set()
         # every response, also those retry or redirect middlewares turn into a new request
         crawler.signals.connect(self.response_downloaded, signal=signals.response_downloaded)
 
@@ -70,11 +90,18 @@ class OutletScopeMiddleware(_OutletMiddleware):
         outlet = self._outlet(request)
         if outlet is None:
             return
-        verdict = self.crawler.spider.scopes[outlet.name].verdict(request.url)
-        if verdict is None and self._is_trap(outlet, request.url):
-            verdict = "query_trap"
+        scope = self.crawler.spider.scopes[outlet.name]
+        if request.meta.get("requisite"):  # from any host; it leads to no further pages
+            if urlsplit(request.url).netloc in self.unreachable:
+                self.stats.inc_value(request_stat(outlet.name, request, "skipped/unreachable"))
+                raise IgnoreRequest(f"unreachable host: {request.url}")
+            verdict = scope.embed_verdict(request.url)
+        else:
+            verdict = scope.verdict(request.url)
+            if verdict is None and self._is_trap(outlet, request.url):
+                verdict = "query_trap"
         if verdict:
-            self.stats.inc_value(outlet_stat(outlet.name, f"refused/{verdict}"))
+            self.stats.inc_value(request_stat(outlet.name, request, f"refused/{verdict}"))
             raise IgnoreRequest(f"{verdict}: {request.url}")
 
     def _is_trap(self, outlet: OutletConfig, url: str) -> bool:
@@ -92,29 +119,40 @@ class OutletScopeMiddleware(_OutletMiddleware):
     def response_downloaded(self, response: Response, request: Request, spider: Any) -> None:
         outlet = self._outlet(request)
         if outlet is not None:
-            self.stats.inc_value(outlet_stat(outlet.name, "fetched"))
+            self.stats.inc_value(request_stat(outlet.name, request, "fetched"))
             if response.status >= 300:
-                self.stats.inc_value(outlet_stat(outlet.name, f"status/{response.status}"))
+                self.stats.inc_value(request_stat(outlet.name, request,
+                                                  f"status/{response.status}"))
 
     def process_exception(self, request: Request, exception: Exception) -> None:
         outlet = self._outlet(request)
         if outlet is None:
             return
         if isinstance(exception, InternalAddressRefused):
-            self.stats.inc_value(outlet_stat(outlet.name, "refused/internal"))
+            self.stats.inc_value(request_stat(outlet.name, request, "refused/internal"))
             logger.warning("%s: refused %s: it connected to an %s", outlet.name, request.url,
                            exception)
             return
         if isinstance(exception, IgnoreRequest):
             if "robots.txt" in str(exception):
-                self.stats.inc_value(outlet_stat(outlet.name, "skipped/robots"))
+                self.stats.inc_value(request_stat(outlet.name, request, "skipped/robots"))
             return
-        self.stats.inc_value(outlet_stat(outlet.name, f"errors/{type(exception).__name__}"))
+        netloc = urlsplit(request.url).netloc
+        if request.meta.get("requisite") and isinstance(exception, _UNREACHABLE) and \
+                netloc not in self.unreachable:
+            self.unreachable.add(netloc)
+            logger.warning("%s: %s is unreachable (%s): its other requisites are skipped",
+                           outlet.name, netloc, type(exception).__name__)
+        self.stats.inc_value(request_stat(outlet.name, request,
+                                          f"errors/{type(exception).__name__}"))
 
 
 class OutletSlotMiddleware(_OutletMiddleware):
     """After robots.txt: each outlet host gets its own download slot, with the outlet's
-    concurrency and a delay of at least the outlet's `delay` and robots.txt's Crawl-delay."""
+    concurrency and a delay of at least the outlet's `delay` and robots.txt's Crawl-delay. Any
+    other host (a CDN its pages load requisites from) gets one slot of its own, whichever
+    outlets use it, with the limits of the first that did: N outlets on one CDN never load it
+    N times harder."""
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
@@ -126,7 +164,9 @@ class OutletSlotMiddleware(_OutletMiddleware):
         if outlet is None:
             return
         netloc = urlsplit(request.url).netloc
-        slot = f"{outlet.name}@{netloc}"
+        own = not request.meta.get("requisite") or \
+            self.crawler.spider.scopes[outlet.name].verdict(request.url) is None
+        slot = f"{outlet.name}@{netloc}" if own else f"embeds@{netloc}"
         request.meta["download_slot"] = slot
         delay = max(outlet.crawl.delay, self.crawl_delays.get(netloc, 0.0))
         downloader = self.crawler.engine.downloader
@@ -231,6 +271,8 @@ class PageSizeGuard:
     def _stop(self, request: Request, why: str) -> None:
         outlet = request.meta.get("outlet")
         if outlet:
-            self.crawler.stats.inc_value(outlet_stat(outlet, "refused/too_large"))
-        logger.warning("cut off %s at max_page_size (%s)", request.url, why)
+            self.crawler.stats.inc_value(request_stat(outlet, request, "refused/too_large"))
+        logger.warning("cut off %s at %s (%s)", request.url,
+                       "requisite_max_size" if request.meta.get("requisite") else
+                       "max_page_size", why)
         raise StopDownload(fail=False)

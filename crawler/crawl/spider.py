@@ -6,6 +6,11 @@ its section pages (start URLs, followed through pagination and links up to ``dep
 Feed and sitemap entries are articles by definition and need no link extraction; a page reached
 by links is an article when it matches ``allow`` (or, without ``allow``, when its markup says
 so). Every fetch is captured in the WARC; only articles go to extraction.
+
+Every page's requisites (what a browser loads to render it: stylesheets, scripts, images, fonts,
+frames, media) are fetched too, from any host, once per crawl, up to ``requisite_hops``
+transclusions: a stylesheet's imports, fonts and images and a frame's own requisites are one hop
+further. A requisite never leads to a page: a frame's links are not followed.
 """
 
 from __future__ import annotations
@@ -35,9 +40,19 @@ from crawler.crawl.resolve import resolve
 from crawler.crawl.resume import reset_queue
 from crawler.crawl.threads import run_in
 from crawler.crawl.warc_capture import CAPTURE_META
+from crawler.discovery.css import InlineStyles, stylesheet_references
 from crawler.discovery.digests import DigestSet
 from crawler.discovery.feeds import Candidate, Listing, NotADiscoveryDocument
-from crawler.discovery.markup import Markup, read_markup
+from crawler.discovery.listed import ListedDates
+from crawler.discovery.markup import (
+    ASSET,
+    FRAME,
+    MEDIA,
+    STYLESHEET,
+    Markup,
+    Requisite,
+    read_markup,
+)
 from crawler.discovery.urls import HostScope, canonical_url
 from crawler.job import CrawlJob
 from crawler.store.state import StateIndex, conditional_headers, recheck_due
@@ -46,7 +61,9 @@ logger = logging.getLogger(__name__)
 
 _PAGE_NUMBER = re.compile(r"(?:[?&](?:page|p|pg|paged|start|offset)=\d+|/page/\d+/?|/\d{1,4}/?)$",
                           re.IGNORECASE)
-_PRIORITY = {"sitemap": 30, "feed": 30, "start": 20, "link": 10, "candidate": 0, "recheck": 0}
+# a page's requisites are fetched soon after it, so that what replay shows is of one moment
+_PRIORITY = {"requisite": 40, "sitemap": 30, "feed": 30, "start": 20, "link": 10,
+             "candidate": 0, "recheck": 0}
 _BATCH = 1000  # feed or sitemap entries parsed per hop to the parsing thread
 
 
@@ -59,6 +76,9 @@ class OutletSpider(scrapy.Spider):
         self.outlets = {o.name: o for o in job.outlets}
         self._allow = {o.name: [re.compile(p) for p in o.allow] for o in job.outlets}
         self._deny = {o.name: [re.compile(p) for p in o.deny] for o in job.outlets}
+        self._requisites_deny = {o.name: [re.compile(p) for p in o.crawl.requisites_deny]
+                                 for o in job.outlets}
+        self._styles = InlineStyles()  # used in the markup thread only
         self._since: dict[str, date | None] = {
             o.name: parse_since(since or o.crawl.since) if (since or o.crawl.since) else None
             for o in job.outlets}
@@ -66,6 +86,7 @@ class OutletSpider(scrapy.Spider):
         self.scopes = {o.name: HostScope((*o.start_urls, *o.feeds, *o.sitemaps),
                                          o.crawl.allow_subdomains) for o in job.outlets}
         self._seen = DigestSet()  # digests of canonical URLs: one fetch each
+        self._listed_dates = ListedDates()  # of URLs a link queued before a listing named them
         self._archive: ArchivingExtension | None = None
         # pages' markup is read off the reactor, in one thread of its own: in the reactor's
         # pool each thread keeps a malloc arena (20 MB more RSS in benchmarks/crawl.py)
@@ -142,6 +163,8 @@ class OutletSpider(scrapy.Spider):
         digest = hashlib.blake2b(url.encode(), digest_size=8).digest()
         if digest in self._seen:
             self._count(outlet, "skipped/duplicate")
+            if listed is not None:
+                self._listed_dates.remember(url, listed.date)
             return None
         is_page = callback is None
         if is_page and outlet.crawl.max_pages and self._pages[outlet.name] >= \
@@ -176,6 +199,51 @@ class OutletSpider(scrapy.Spider):
                               meta=meta, priority=_PRIORITY["candidate" if listed else source],
                               headers=headers)
 
+    def _requisite(self, outlet: OutletConfig, found: Requisite, hops: int, referer: str
+                   ) -> scrapy.Request | None:
+        """A request for a requisite not fetched yet in this crawl, from any host (internal
+        addresses only for an outlet that lives on one), unless denied or beyond the hops.
+        Its URL is fetched as the page wrote it: replay looks that very URL up."""
+        url = found.url
+        digest = hashlib.blake2b(url.encode(), digest_size=8).digest()
+        if digest in self._seen:
+            return None
+        self._seen.add(digest)  # decided once: fetched, or skipped and counted once
+        if found.kind == MEDIA and not outlet.crawl.media:
+            self._count(outlet, "requisites/skipped/media")
+            return None
+        verdict = self.scopes[outlet.name].embed_verdict(url)
+        if verdict:
+            self._count(outlet, f"requisites/refused/{verdict}")
+            return None
+        if any(p.search(url) for p in self._requisites_deny[outlet.name]):
+            self._count(outlet, "requisites/skipped/denied")
+            return None
+        headers = {"User-Agent": outlet.crawl.user_agent, "Referer": referer}
+        archived = self.archived.get(url)
+        if archived and found.kind in (ASSET, MEDIA):
+            # a leaf: a 304 is all it needs. A stylesheet or frame is fetched whole (an
+            # unchanged one is still a revisit record): what it loads is read from its body
+            headers.update(conditional_headers(archived))
+        meta = {"outlet": outlet.name, "source": "requisite", "requisite": found.kind,
+                "hops": hops, "download_timeout": outlet.crawl.download_timeout,
+                "max_page_size": outlet.crawl.requisite_max_size,
+                "download_maxsize": outlet.crawl.requisite_max_size}
+        if not outlet.crawl.obey_robots:
+            meta["dont_obey_robotstxt"] = True
+        self._count(outlet, "requisites/queued")
+        return scrapy.Request(url, errback=self.failed, meta=meta,
+                              priority=_PRIORITY["requisite"], headers=headers)
+
+    def requisites(self, outlet: OutletConfig, found: list[Requisite], hops: int,
+                   referer: str) -> Iterator[scrapy.Request]:
+        """Requests for what a page (or stylesheet, or frame) `hops` - 1 away loads."""
+        if hops > outlet.crawl.requisite_hops:
+            return
+        for requisite in found:
+            if request := self._requisite(outlet, requisite, hops, referer):
+                yield request
+
     def closed(self, reason: str) -> None:
         """Scrapy calls this when the crawl ends: the markup thread ends with it."""
         self._markup_reader.shutdown()
@@ -188,10 +256,13 @@ class OutletSpider(scrapy.Spider):
         if outlet is None:
             return
         if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
-            self._count(outlet, "refused/too_large")
+            self._count(outlet, "requisites/refused/too_large" if request.meta.get("requisite")
+                        else "refused/too_large")
         elif failure.check(HttpError):
             if failure.value.response.status == 304:  # type: ignore[union-attr]
-                self._count(outlet, "articles/unchanged")  # a revisit record, no new text
+                # a revisit record: no new text (or requisite body)
+                self._count(outlet, "requisites/unchanged" if request.meta.get("requisite")
+                            else "articles/unchanged")
             # other statuses are counted where they were downloaded
         elif not failure.check(IgnoreRequest):
             logger.warning("%s: %s failed: %s", outlet.name, request.url, failure.value)
@@ -260,17 +331,25 @@ class OutletSpider(scrapy.Spider):
 
     async def parse(self, response: Response) -> AsyncIterator[Any]:
         outlet = self.outlets[response.meta["outlet"]]
+        if "download_stopped" in response.flags:
+            return  # cut off at its size limit: captured as truncated, not read
+        if response.meta.get("requisite"):
+            async for request in self.parse_requisite(outlet, response):
+                yield request
+            return
         if not isinstance(response, TextResponse) or b"html" not in (
                 response.headers.get(b"Content-Type") or b"text/html"):
             return
-        if "download_stopped" in response.flags:
-            return  # cut off at max_page_size: captured as truncated, not extracted
         source = response.meta["source"]
         article = self.url_says_article(outlet, response.url,
                                         source in ("feed", "sitemap", "recheck"))
         # however hostile the markup, other outlets' requests go on meanwhile
+        styles = self._styles if outlet.crawl.requisites else None
         markup: Markup = await run_in(self._markup_reader, partial(
-            read_markup, response.body, response.url, response.encoding, head_only=bool(article)))
+            read_markup, response.body, response.url, response.encoding,
+            head_only=bool(article) and styles is None, styles=styles))
+        for request in self.requisites(outlet, markup.requisites, 1, response.url):
+            yield request
         if article or (article is None and markup.says_article):
             if item := self.article_item(outlet, response, markup):
                 yield item
@@ -282,9 +361,32 @@ class OutletSpider(scrapy.Spider):
         for request in self.follow(outlet, response, markup):
             yield request
 
+    async def parse_requisite(self, outlet: OutletConfig, response: Response
+                              ) -> AsyncIterator[scrapy.Request]:
+        """What a stylesheet (its imports, fonts, images) or a frame (its requisites, never its
+        links) loads in turn, one hop further; other requisites are leaves."""
+        kind, hops = response.meta["requisite"], response.meta["hops"]
+        if hops >= outlet.crawl.requisite_hops or response.status != 200:
+            return
+        content_type = (response.headers.get(b"Content-Type") or b"").lower()
+        if kind == STYLESHEET and b"html" not in content_type:
+            found = await run_in(self._markup_reader, _stylesheet_requisites, response)
+        elif kind == FRAME and isinstance(response, TextResponse) and b"html" in content_type:
+            markup = await run_in(self._markup_reader, partial(
+                read_markup, response.body, response.url, response.encoding,
+                styles=self._styles))
+            found = markup.requisites
+        else:
+            return
+        for request in self.requisites(outlet, found, hops + 1, response.url):
+            yield request
+
     def article_item(self, outlet: OutletConfig, response: TextResponse, markup: Markup
                      ) -> dict[str, Any] | None:
         """The item extraction gets; None when the archive holds this very payload already."""
+        # the date of a listing that named the URL after a link had queued it
+        listed_later = self._listed_dates.pop(response.meta.get("redirect_urls",
+                                                                [response.url])[0])
         capture = response.meta[CAPTURE_META]
         if capture["revisit"]:
             self._count(outlet, "articles/unchanged")
@@ -300,7 +402,7 @@ class OutletSpider(scrapy.Spider):
             "encoding": response.encoding,
             "language": outlet.language,
             "prune": outlet.prune,
-            "listed_date": response.meta.get("listed_date"),
+            "listed_date": response.meta.get("listed_date") or listed_later,
             "canonical_url": canonical_url(markup.canonical) if markup.canonical else None,
             "capture": capture,
             "previous_text": response.meta.get("previous_text"),
@@ -329,6 +431,20 @@ class OutletSpider(scrapy.Spider):
         if self._allow[outlet.name]:
             return any(p.search(url) for p in self._allow[outlet.name])
         return True if listed else None
+
+
+def _stylesheet_requisites(response: Response) -> list[Requisite]:
+    """What a stylesheet loads, resolved against its own URL; an ``@import`` is a stylesheet
+    itself. Decoded as a browser does without ``@charset`` support: the HTTP charset, else
+    UTF-8."""
+    text = response.text if isinstance(response, TextResponse) else response.body.decode(
+        "utf-8", "replace")
+    found: dict[str, str] = {}
+    for ref in stylesheet_references(text):
+        url = urljoin(response.url, ref.url).split("#", 1)[0]
+        if url.startswith(("http://", "https://")):
+            found.setdefault(url, STYLESHEET if ref.imported else ASSET)
+    return [Requisite(url, kind) for url, kind in found.items()]
 
 
 def _without_page_number(url: str) -> str:

@@ -59,6 +59,7 @@ class WarcCaptureMiddleware:
             response_body=response.body,
             truncated="download_stopped" in response.flags,
             outlet=request.meta.get("outlet"),
+            requisite=bool(request.meta.get("requisite")),
             etag=_header(response, b"ETag"),
             last_modified=_header(response, b"Last-Modified"),
         )

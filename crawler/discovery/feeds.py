@@ -19,7 +19,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from itertools import islice
 from typing import Literal
@@ -208,7 +208,8 @@ def _local(element: etree._Element) -> str:
 
 
 def parse_date(text: str) -> str | None:
-    """ISO date (YYYY-MM-DD, UTC) of an RFC 822, ISO 8601 or W3C date string; None if none."""
+    """ISO date (YYYY-MM-DD) of an RFC 822, ISO 8601 or W3C date string, as written (in its own
+    time zone, as the page's dates are read); None if none."""
     text = text.strip()
     if not text:
         return None
@@ -221,8 +222,6 @@ def parse_date(text: str) -> str | None:
         except (TypeError, ValueError, IndexError):
             match = re.match(r"(\d{4})-(\d{2})-(\d{2})", text)
             return "-".join(match.groups()) if match else None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
     return moment.date().isoformat()
 
 

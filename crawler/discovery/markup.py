@@ -1,27 +1,41 @@
 """What a page's markup says, read in one pass of libxml2's HTML tokenizer (lxml): its links,
-pagination, canonical link, announced feeds, and whether it is an article.
+pagination, canonical link, announced feeds, whether it is an article, and (when asked) its
+requisites: what a browser loads to render it (stylesheets, scripts, images of every kind, fonts
+and images its inline CSS names, frames, media, icons).
 
 A tokenizer reads each character a bounded number of times, so the work is linear in the page's
 size whatever the markup (a tag opened and never closed, elements nested a million deep), where
 regexes over the bytes were quadratic. No tree is built: a parser target keeps only what is
 asked. Comments, ``<script>``, ``<textarea>``, ``<xmp>``, ``<title>`` are text to the tokenizer,
-so an ``<a href>`` inside them is no link; ``<template>`` content is never rendered, so nothing
-in it counts either.
+so an ``<a href>`` (or an ``<img src>``) inside them is no link; ``<template>`` content is never
+rendered, so nothing in it counts either. ``<noscript>`` content is markup to libxml2, as to a
+browser without script: its images and stylesheets are requisites.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
+
+from crawler.discovery.css import InlineStyles, declarations_references
 
 _MAX_LD_JSON = 256 * 1024  # a JSON-LD block larger than this is not read
 _LD_ARTICLE = re.compile(r'"@type"\s*+:\s*+(?:\[\s*+)?"(?:News|Blog|Report|Scholarly)?Article"')
 _OG_ARTICLE = re.compile(r"\s*article\b", re.IGNORECASE)
 _FEED_TYPES = ("application/rss+xml", "application/atom+xml")
+
+STYLESHEET, FRAME, MEDIA, ASSET = "stylesheet", "frame", "media", "asset"
+"""Requisite kinds: a stylesheet's CSS and a frame's page are read for their own requisites; a
+media body (video, audio) is fetched only when the outlet wants media; an asset is a leaf."""
+_ICONS = {"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"}
+_PRELOADS = {"style": STYLESHEET, "font": ASSET, "script": ASSET, "image": ASSET}
+_LAZY_SOURCES = ("data-src", "data-lazy-src", "data-original")
+_LAZY_SETS = ("data-srcset", "data-lazy-srcset")
+_BACKGROUND_TAGS = {"body", "table", "td", "th", "tr"}
 
 
 @dataclass(frozen=True)
@@ -31,15 +45,24 @@ class Markup:
     canonical: str | None  # the first <link rel=canonical>, absolute
     feeds: list[str]       # <link rel=alternate type=application/rss+xml|atom+xml>, absolute
     says_article: bool     # og:type article, JSON-LD (News)Article, or an <article> with a date
+    requisites: list[Requisite] = field(default_factory=list)  # absolute, once each, in order
+
+
+@dataclass(frozen=True)
+class Requisite:
+    url: str   # absolute http(s), without fragment, as written (not canonicalized: replay
+               # looks the page's own reference up)
+    kind: str  # STYLESHEET, FRAME, MEDIA or ASSET
 
 
 def read_markup(body: bytes, page_url: str, encoding: str = "utf-8", *,
-                head_only: bool = False) -> Markup:
+                head_only: bool = False, styles: InlineStyles | None = None) -> Markup:
     """The page's markup, decoded as the response was; `head_only` stops at ``</head>`` (all an
-    article page is asked for: its canonical link)."""
+    article page without requisites is asked for: its canonical link). With `styles` (the
+    crawl's memory of inline ``<style>`` blocks), its requisites are read too."""
     if head_only and (end := body.find(b"</head>")) > 0:
         body = body[:end]
-    reader = _Reader()
+    reader = _Reader(styles)
     parser = etree.HTMLParser(target=reader)
     parser.feed(body.decode(encoding, "replace"))
     parser.close()
@@ -49,7 +72,11 @@ def read_markup(body: bytes, page_url: str, encoding: str = "utf-8", *,
 class _Reader:
     """lxml parser target: called for each start and end tag and each text run."""
 
-    def __init__(self) -> None:
+    def __init__(self, styles: InlineStyles | None = None) -> None:
+        self.styles = styles  # None: requisites are not asked for
+        self.requisites: dict[str, str] = {}  # raw reference -> kind, in order
+        self.media = 0      # open <video>/<audio> elements: their <source> is media
+        self.style: list[str] | None = None  # the <style> block being read
         self.base: str | None = None
         self.hrefs: dict[str, None] = {}  # distinct raw hrefs, in order
         self.next_pages: list[str] = []
@@ -65,6 +92,8 @@ class _Reader:
         if tag == "template" or self.template:
             self.template += tag == "template"
             return
+        if self.styles is not None:
+            self.requisite(tag, attrib)
         if tag == "a":
             href = attrib.get("href")
             if href is not None:
@@ -98,9 +127,68 @@ class _Reader:
                              _tokens(attrib.get("itemprop", ""))):
             self.says_article = True
 
+    def requisite(self, tag: str, attrib: dict[str, str]) -> None:
+        """What the element makes a browser load."""
+        found = self.requisites
+        if tag in ("img", "source") or tag == "input" and attrib.get("type", "").lower() == \
+                "image":
+            kind = MEDIA if tag == "source" and self.media else ASSET
+            for name in ("src", *_LAZY_SOURCES):
+                if name in attrib:
+                    found.setdefault(attrib[name], kind)
+            for name in ("srcset", *_LAZY_SETS):
+                if name in attrib:
+                    for url in srcset_urls(attrib[name]):
+                        found.setdefault(url, ASSET)
+        elif tag == "link":
+            href, rel = attrib.get("href"), set(_tokens(attrib.get("rel", "")))
+            if href is not None:
+                if "stylesheet" in rel:
+                    found.setdefault(href, STYLESHEET)
+                elif rel & _ICONS:
+                    found.setdefault(href, ASSET)
+                elif "preload" in rel or "modulepreload" in rel:
+                    kind = _PRELOADS.get(attrib.get("as", "script" if "modulepreload" in rel
+                                                    else "").strip().lower())
+                    if kind:
+                        found.setdefault(href, kind)
+        elif tag in ("script", "track", "embed"):
+            if "src" in attrib:
+                found.setdefault(attrib["src"], ASSET)
+        elif tag in ("iframe", "frame"):
+            for name in ("src", *_LAZY_SOURCES):
+                if name in attrib:
+                    found.setdefault(attrib[name], FRAME)
+        elif tag in ("video", "audio"):
+            self.media += 1
+            if "src" in attrib:
+                found.setdefault(attrib["src"], MEDIA)
+            if "poster" in attrib:
+                found.setdefault(attrib["poster"], ASSET)
+        elif tag == "object":
+            if "data" in attrib:
+                found.setdefault(attrib["data"], ASSET)
+        elif tag in ("image", "use", "feimage"):  # SVG
+            href = attrib.get("href") or attrib.get("xlink:href")
+            if href and not href.startswith("#"):
+                found.setdefault(href, ASSET)
+        elif tag == "style":
+            self.style = []
+        if "style" in attrib:
+            for url in declarations_references(attrib["style"]):
+                found.setdefault(url, ASSET)
+        if "background" in attrib and tag in _BACKGROUND_TAGS:
+            found.setdefault(attrib["background"], ASSET)
+
     def end(self, tag: str) -> None:
         if self.template:
             self.template -= tag == "template"
+        elif tag in ("video", "audio") and self.media:
+            self.media -= 1
+        elif tag == "style" and self.style is not None and self.styles is not None:
+            for ref in self.styles.references("".join(self.style)):
+                self.requisites.setdefault(ref.url, STYLESHEET if ref.imported else ASSET)
+            self.style = None
         elif tag == "article":
             self.article -= 1
         elif tag == "script" and self.ld_json is not None:
@@ -109,7 +197,9 @@ class _Reader:
             self.ld_json = None
 
     def data(self, text: str) -> None:
-        if self.ld_json is not None:
+        if self.style is not None:
+            self.style.append(text)
+        elif self.ld_json is not None:
             self.ld_size += len(text)
             if self.ld_size <= _MAX_LD_JSON:
                 self.ld_json.append(text)
@@ -123,12 +213,17 @@ class _Reader:
         origin = f"{parts.scheme}://{parts.netloc}"
         links = dict.fromkeys(url for href in self.hrefs
                               if (url := _absolute(href, base, origin)) is not None)
+        requisites: dict[str, str] = {}
+        for href, kind in self.requisites.items():
+            if (url := _absolute(href, base, origin)) is not None:
+                requisites.setdefault(url, kind)
         return Markup(
             links=list(links),
             next_pages=[urljoin(base, href.strip()) for href in self.next_pages],
             canonical=urljoin(base, self.canonical.strip()) if self.canonical else None,
             feeds=[urljoin(base, href.strip()) for href in self.feeds],
-            says_article=self.says_article)
+            says_article=self.says_article,
+            requisites=[Requisite(url, kind) for url, kind in requisites.items()])
 
 
 def _tokens(value: str) -> list[str]:
@@ -136,8 +231,39 @@ def _tokens(value: str) -> list[str]:
     return value.lower().split()
 
 
+def srcset_urls(value: str) -> list[str]:
+    """The image candidates' URLs of a ``srcset`` (HTML's parsing rules: a URL is a run of
+    non-space characters, trailing commas excepted; descriptors run to the next comma, and a
+    comma inside parentheses does not end them)."""
+    urls, i, n = [], 0, len(value)
+    while i < n:
+        while i < n and (value[i].isspace() or value[i] == ","):
+            i += 1
+        start = i
+        while i < n and not value[i].isspace():
+            i += 1
+        url = value[start:i]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            depth = 0
+            while i < n:
+                char = value[i]
+                if char == "(":
+                    depth += 1
+                elif char == ")" and depth:
+                    depth -= 1
+                elif char == "," and not depth:
+                    break
+                i += 1
+        if url:
+            urls.append(url)
+    return urls
+
+
 def _absolute(href: str, base: str, origin: str) -> str | None:
-    """An absolute http(s) URL without its fragment; None for mailto:, javascript:, #top..."""
+    """An absolute http(s) URL without its fragment; None for mailto:, javascript:, data:,
+    #top..."""
     href = href.strip()
     if not href or href[0] == "#":
         return None

@@ -94,6 +94,24 @@ class HostScope:
         """The outlet's own host names (or IP literals), without ports."""
         return frozenset(urlsplit(f"//{host}").hostname or host for host in self.hosts)
 
+    @property
+    def embed_addresses(self) -> frozenset[str] | None:
+        """The internal addresses a requisite's connection may reach: any (None) for an outlet
+        that lives on an internal address (an intranet's embeds are on the intranet too),
+        else only those the outlet's own hosts resolved to."""
+        return None if self.internal_ok else self.addresses
+
+    def embed_verdict(self, url: str) -> str | None:
+        """None when a requisite at `url` may be fetched: from any host (news pages load their
+        images and fonts from CDNs), but internal addresses only when the outlet itself
+        lives on one. Else the reason: "scheme", "internal"."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            return "scheme"
+        if is_internal_host((parts.hostname or "").lower()) and not self.internal_ok:
+            return "internal"
+        return None
+
     def verdict(self, url: str) -> str | None:
         """None when `url` may be fetched, else the reason: "scheme", "internal", "offsite"."""
         parts = urlsplit(url)

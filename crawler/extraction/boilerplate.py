@@ -27,6 +27,8 @@ import re
 
 from lxml.html import HtmlElement
 
+from crawler.extraction.scripts import cjk_characters, text_length
+
 # Headings that introduce links to other pages or the comments, per language; a heading
 # matches when it starts with one of these (case and surrounding punctuation ignored). Add a
 # language by adding a key.
@@ -72,6 +74,20 @@ HEADINGS: dict[str, tuple[str, ...]] = {
            "commenti", "condividi"),
     "pt": ("leia também", "leia mais", "veja também", "notícias relacionadas", "mais lidas",
            "você também pode gostar", "comentários", "compartilhe"),
+    "el": ("διαβάστε επίσης", "διαβάστε ακόμη", "δείτε επίσης", "δείτε ακόμη", "σχετικά άρθρα",
+           "σχετικές ειδήσεις", "σχετικά θέματα", "τελευταίες ειδήσεις", "πιο δημοφιλή",
+           "δημοφιλή", "τα πιο διαβασμένα", "προτεινόμενα", "μην χάσετε", "σχόλια",
+           "κοινοποίηση", "ετικέτες"),
+    # Chinese and Japanese write no spaces: a heading starts with these (no word boundary)
+    "zh": ("相关新闻", "相关阅读", "相关文章", "相关报道", "相关推荐", "延伸阅读", "推荐阅读",
+           "热门新闻", "热门文章", "热门推荐", "热点新闻", "最新新闻", "更多新闻", "猜你喜欢",
+           "为你推荐", "大家都在看", "精彩推荐", "阅读排行", "点击排行", "热门排行", "网友评论",
+           "发表评论", "我要评论", "评论区", "分享到", "標籤", "标签", "相關新聞", "相關閱讀",
+           "延伸閱讀", "熱門新聞", "推薦閱讀"),
+    "ja": ("関連記事", "関連ニュース", "関連リンク", "あわせて読みたい", "合わせて読みたい",
+           "おすすめ記事", "こちらもおすすめ", "人気記事", "アクセスランキング", "ランキング",
+           "最新ニュース", "新着記事", "コメント", "この記事をシェア", "シェアする", "タグ",
+           "もっと見る", "この記事を読んだ人は"),
 }
 
 # Headings that pair a "more / other / popular" word with a "news / stories" word, in any
@@ -93,6 +109,8 @@ HEADING_PAIRS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
            ("articles", "actualités", "infos", "nouvelles")),
     "es": (("más", "otras", "otros", "últimas", "populares", "relacionadas", "relacionados"),
            ("noticias", "artículos", "historias")),
+    "el": (("περισσότερες", "περισσότερα", "άλλες", "άλλα", "σχετικές", "δημοφιλείς",
+            "τελευταίες", "πρόσφατες"), ("ειδήσεις", "άρθρα", "ιστορίες", "νέα")),
 }
 
 # Calls to action that open a promo line: "Subscribe to our newsletter", "Подписывайтесь...".
@@ -107,6 +125,9 @@ PROMOS: dict[str, tuple[str, ...]] = {
     "de": ("abonnieren sie", "jetzt abonnieren", "folgen sie uns", "melden sie sich"),
     "fr": ("abonnez-vous", "inscrivez-vous", "suivez-nous"),
     "es": ("suscríbete", "suscribete", "síguenos", "siguenos", "únete"),
+    "el": ("ακολουθήστε μας", "εγγραφείτε", "κάντε εγγραφή"),
+    "zh": ("关注我们", "扫码关注", "扫描二维码", "下载客户端", "欢迎关注", "點擊訂閱"),
+    "ja": ("フォローする", "フォローしてください", "メルマガ登録", "アプリをダウンロード"),
 }
 
 # Source and picture credit lines: "Photo: Reuters", "Źródło informacji: The Information".
@@ -122,6 +143,9 @@ CREDITS: dict[str, tuple[str, ...]] = {
     "de": ("quelle", "quellen", "foto", "bild", "bildquelle", "titelbild"),
     "fr": ("source", "sources", "photo", "crédit", "crédits", "illustration", "image"),
     "es": ("fuente", "fuentes", "foto", "imagen", "ilustración", "crédito"),
+    "el": ("πηγή", "πηγές", "φωτογραφία", "φωτ", "εικόνα"),
+    "zh": ("来源", "來源", "图片来源", "图片", "摄影", "责任编辑", "責任編輯", "编辑", "編輯"),
+    "ja": ("出典", "写真", "画像", "提供", "撮影"),
 }
 
 # Share endpoints of social networks and messengers: a block whose links go there is a share bar.
@@ -154,27 +178,37 @@ _SHORT = 300             # a block this short can be a widget (form helper text,
 
 
 def _alternatives(table: dict[str, tuple[str, ...]]) -> str:
-    """Every language's phrases as one regex alternation, longest first."""
-    phrases = sorted({p for per_language in table.values() for p in per_language},
+    """Every language's phrases as one regex alternation, longest first, case-folded as the
+    text they match is (Greek's final sigma folds to σ)."""
+    phrases = sorted({p.casefold() for per_language in table.values() for p in per_language},
                      key=len, reverse=True)
     return "|".join(re.escape(p) for p in phrases)
 
 
-_HEADING_RE = re.compile(rf"^(?:{_alternatives(HEADINGS)})(?!\w)")
-_PROMO_RE = re.compile(rf"^(?:{_alternatives(PROMOS)})(?!\w)")
+def _unspaced(table: dict[str, tuple[str, ...]]) -> str:
+    """The phrases of languages written without spaces (they end in a Han or kana character):
+    they open a heading followed by anything ("相关新闻推荐"), no word boundary needed."""
+    return "|".join(re.escape(p) for per_language in table.values() for p in per_language
+                    if cjk_characters(p[-1]))
+
+
+_HEADING_RE = re.compile(rf"^(?:{_alternatives(HEADINGS)})(?!\w)|^(?:{_unspaced(HEADINGS)})")
+_PROMO_RE = re.compile(rf"^(?:{_alternatives(PROMOS)})(?!\w)|^(?:{_unspaced(PROMOS)})")
 # the credit word, at most two more words ("Źródło informacji"), a colon and the credit
-_CREDIT_RE = re.compile(rf"^(?:{_alternatives(CREDITS)})\.?(?:\s+[^\s:]+){{0,2}}\s*:\s*\S")
-_PAIR_FIRST = frozenset(w for first, _ in HEADING_PAIRS.values() for w in first)
-_PAIR_SECOND = frozenset(w for _, second in HEADING_PAIRS.values() for w in second)
+_CREDIT_RE = re.compile(rf"^(?:{_alternatives(CREDITS)})\.?(?:\s+[^\s:：]+){{0,2}}\s*[:：]\s*\S")
+_PAIR_FIRST = frozenset(w.casefold() for first, _ in HEADING_PAIRS.values() for w in first)
+_PAIR_SECOND = frozenset(w.casefold() for _, second in HEADING_PAIRS.values() for w in second)
 _WORD = re.compile(r"\w+")
 _COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b)", re.IGNORECASE)
 _EDGE = re.compile(r"^[\W\d_]+|[\W\d_]+$")
-_INLINE_LEAD = re.compile(r"^[\W_]*([^:|»>—–-]{2,40}?)\s*[:|»>—–-]")
+_INLINE_LEAD = re.compile(r"^[\W_]*([^:：|»>—–-]{2,40}?)\s*[:：|»>—–-]")
 
 
 class _Stats:
     """Text measures of every element, taken once: characters, link characters, links, and
-    the longest run of plain text found directly in one element (a paragraph's worth)."""
+    the longest run of plain text found directly in one element (a paragraph's worth).
+    Characters are counted by ``text_length``: a Han or kana character weighs as much text as
+    a word of a spaced script, so a Chinese paragraph is a paragraph and a Chinese menu a menu."""
 
     __slots__ = ("chars", "link_chars", "links", "share_links", "controls", "longest")
 
@@ -198,12 +232,12 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Stats]:
             stats[el] = _Stats()
             continue
         text = el.text
-        own = len(text.strip()) if text else 0
+        own = text_length(text) if text else 0
         chars = link_chars = links = share_links = controls = longest = 0
         for child in el:
             tail = child.tail
             if tail:
-                own += len(tail.strip())
+                own += text_length(tail)
             c = stats[child]
             chars += c.chars
             link_chars += c.link_chars
@@ -323,8 +357,8 @@ class Cleaner:
             return None
         if not s.links and not s.controls:  # the rules below all need links or controls
             return "credit" if self._is_credit(el) else None
-        if s.share_links >= 2 and s.chars < _SHORT * 2:
-            return "share-bar"
+        if s.share_links >= 2 and s.chars < _SHORT * 2 and s.chars - s.link_chars < _PARAGRAPH:
+            return "share-bar"  # share links and a label, not an article that ends with them
         if s.chars < _SHORT * 2 and (s.controls or s.links) and COOKIE_TEXT.search(
                 _text(el).lower()):
             return "cookie-banner"
@@ -391,7 +425,7 @@ class Cleaner:
             text = _text(el)
         lead = _INLINE_LEAD.match(text)
         if lead and _is_heading_text(lead.group(1)) and s.link_chars >= 0.5 * (
-                s.chars - len(lead.group(0))):
+                s.chars - text_length(lead.group(0))):
             return "inline-related"
         if _is_heading_text(text) and s.link_chars >= 0.5 * s.chars:
             return "inline-related"
@@ -439,9 +473,9 @@ class Cleaner:
 
     def _left(self, el: HtmlElement) -> tuple[int, int]:
         """Characters and longest paragraph left in a block after removals inside it."""
-        chars = longest = len((el.text or "").strip())
+        chars = longest = text_length(el.text or "")
         for child in el:
-            tail = len((child.tail or "").strip())
+            tail = text_length(child.tail or "")
             chars += self.stats[child].chars + tail
             longest = max(longest, self.stats[child].longest, tail)
         return chars, longest

@@ -21,6 +21,9 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Collection
+from configparser import ConfigParser
+from copy import deepcopy
+from functools import cache
 from typing import Any
 
 import lxml.etree
@@ -28,7 +31,9 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from crawler.extraction.boilerplate import remove_boilerplate
+from crawler.extraction.dates import without_dates
 from crawler.extraction.metadata import page_metadata
+from crawler.extraction.scripts import CJK_WEIGHT, WORD, cjk_characters, text_length
 from crawler.extraction.templates import fingerprint, without_templates
 
 # Measured on the Scrapinghub article-body benchmark (benchmarks/extraction.py --profiles),
@@ -75,7 +80,6 @@ _HTML_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # lone surrogates (a JSON-LD "\ud800": no UTF-8 can say them), which become U+FFFD.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_WORDS = re.compile(r"[^\W\d_]+")
 _DIGIT = re.compile(r"\d")
 _BYLINE = re.compile(r"^(?:by|von|par|por|przez|autor|autorka|автор|авторка|text|texte|texto|"
                      r"текст)\b\s*:?\s*")
@@ -120,14 +124,13 @@ def extract_document(
     # workers extract (a quarter of a second and tens of MB not spent in the crawl)
     import trafilatura
 
-    doc = trafilatura.bare_extraction(tree, url=url, **EXTRACTION_PROFILE)
+    doc = trafilatura.bare_extraction(tree, url=url, config=_trafilatura_config(
+        _mostly_cjk(tree)), **EXTRACTION_PROFILE)
     if doc is None:
         return None
     lines = [" ".join(line.split()) for line in (doc.text or "").splitlines()]
     lines = [line for line in lines if line]
-    while lines and _line_key(lines[0]) in headlines:  # the headline is metadata, not body
-        lines = lines[1:]
-    lines = _without_meta_lines(lines, meta["authors"])
+    lines = _without_meta_lines(lines, headlines, meta["authors"])
     prints = [fingerprint(line) for line in lines]
     lines = without_templates(lines, prints, templates)
     text = _printable("\n\n".join(lines))
@@ -140,6 +143,29 @@ def extract_document(
         "text_digest": "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
         "fingerprints": prints,
     }
+
+
+def _mostly_cjk(tree: HtmlElement) -> bool:
+    """Whether the page's text is mostly Chinese or Japanese (a third of its characters, white
+    space aside, are Han or kana: the rest is punctuation, digits, Latin names)."""
+    page_body = tree.find("body")
+    sample = "".join((page_body if page_body is not None else tree).text_content().split())
+    return cjk_characters(sample) * 3 >= len(sample) > 0
+
+
+@cache
+def _trafilatura_config(cjk: bool) -> ConfigParser:
+    """trafilatura's settings; for Chinese and Japanese text its character thresholds divided
+    by ``CJK_WEIGHT``: 250 characters is a short text in a spaced script but three Chinese
+    paragraphs, and below it trafilatura gives up its extraction for the whole page's text."""
+    from trafilatura.settings import use_config
+
+    config = use_config()
+    if cjk:
+        config = deepcopy(config)
+        for key in ("MIN_EXTRACTED_SIZE", "MIN_DUPLCHECK_SIZE"):
+            config.set("DEFAULT", key, str(config.getint("DEFAULT", key) // CJK_WEIGHT))
+    return config
 
 
 def parse_html(html: bytes | str, encoding: str | None = None) -> HtmlElement | None:
@@ -183,11 +209,14 @@ def _headlines(tree: HtmlElement, title: str | None) -> set[str]:
     return found
 
 
-def _without_meta_lines(lines: list[str], authors: list[str]) -> list[str]:
-    """Byline and dateline at the top or the bottom of the body are metadata, not text."""
+def _without_meta_lines(lines: list[str], headlines: set[str], authors: list[str]
+                        ) -> list[str]:
+    """The headline, byline and dateline at the top (in any order), and a byline or dateline at
+    the bottom of the body are metadata, not text."""
     names = {_line_key(a) for a in authors}
     start, end = 0, len(lines)
-    while start < end and _is_meta_line(lines[start], names):
+    while start < end and (_line_key(lines[start]) in headlines
+                           or _is_meta_line(lines[start], names)):
         start += 1
     while end > start and _is_meta_line(lines[end - 1], names):
         end -= 1
@@ -195,11 +224,12 @@ def _without_meta_lines(lines: list[str], authors: list[str]) -> list[str]:
 
 
 def _is_meta_line(line: str, names: set[str]) -> bool:
-    if len(line) > 100:
+    length = text_length(line)
+    if length > 100:
         return False
-    words = _WORDS.findall(line.casefold())
-    if len(line) <= 40 and _DIGIT.search(line) and len(words) <= 3:
-        return True  # "10 августа, 09:00", "date 2025-08-14", "Updated: Nov. 19, 2019"
+    words = WORD.findall(without_dates(line).casefold())
+    if length <= 40 and _DIGIT.search(line) and len(words) <= 3:
+        return True  # "10 августа, 09:00", "date 2025-08-14", "2025年8月14日 14時05分"
     if not names:
         return False
     rest = _BYLINE.sub("", _line_key(line))
@@ -244,7 +274,7 @@ def _drop_standfirst(tree: HtmlElement, description: str | None) -> None:
                    and c.text_content().strip()) == 1):
         block = block.getparent()
     if not any(c.tag == block.tag and (c.tag == "p" or c.get("class") == block.get("class"))
-               and len(c.text_content().strip()) >= 40 for c in block.itersiblings()):
+               and text_length(c.text_content()) >= 40 for c in block.itersiblings()):
         element.drop_tree()  # no paragraph like it follows: it is not the body's first
 
 

@@ -1,57 +1,38 @@
-"""Article metadata from the page's own markup: title, authors, published date, site name,
-description, tags, categories, declared language.
+"""Article metadata from the page's own markup: title, authors, published and modified dates
+(``crawler.extraction.dates``), site name, description, tags, categories, declared language.
 
-Every value comes from what the page states (JSON-LD, meta tags, ``<time>``, the URL) or from
-the feed/sitemap entry that listed it; nothing is guessed from the text, and the crawl date is
-never a published date. Absent values are None (empty lists for tags and categories).
+Every value comes from what the page states (JSON-LD, meta tags, ``<time>``, its dateline, the
+URL) or from the feed/sitemap entry that listed it; the crawl date is never a published date.
+Absent values are None (empty lists for tags and categories).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from lxml.html import HtmlElement
 
+from crawler.extraction.dates import page_dates
+
 _ARTICLE_TYPES = ("Article", "BlogPosting", "Report", "LiveBlogPosting", "Posting")
-# Meta tags that state the publication date, most specific first.
-_DATE_META = ("article:published_time", "og:article:published_time", "og:published_time",
-              "datepublished", "date_published", "published_time", "article.published",
-              "publish-date", "publish_date", "publishdate", "pubdate", "parsely-pub-date",
-              "sailthru.date", "dc.date.issued", "dcterms.issued", "dc.date.created",
-              "dcterms.created", "dc.date", "dcterms.date", "citation_publication_date",
-              "citation_date", "date")
 _AUTHOR_META = ("article:author", "author", "parsely-author", "sailthru.author", "dc.creator",
                 "dcterms.creator", "byl", "citation_author")
 # "A, B", "A; B", "A and B" in the languages crawled (a comma only between full names)
 _AUTHOR_SEPARATORS = re.compile(r"\s*(?:;|,\s*(?=\S+\s+\S+)|\s(?:and|und|et|i|и|і|та)\s)\s*")
-_TITLE_SEPARATOR = re.compile(r"\s+[|\-–—·:»/\\•]+\s+|\s*::\s*|\s+\|\s*|\s*\|\s+")
+# " | ", " - ", "::"...; and "标题_频道_网站": an underscore before a Han or kana character
+_TITLE_SEPARATOR = re.compile(r"\s+[|\-–—·:»/\\•]+\s+|\s*::\s*|\s+\|\s*|\s*\|\s+"
+                              r"|_(?=[\u3040-\u30ff\u3400-\u9fff])")
 _BYLINE_LEAD = re.compile(r"^(?:by|von|par|por|przez|автор|авторка|author)\s*[:\s]\s*",
                           re.IGNORECASE)
-_MONTHS = {m: i for i, names in enumerate((
-    ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",),
-    ("jun", "june"), ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"),
-    ("oct", "october"), ("nov", "november"), ("dec", "december")), start=1) for m in names}
-_ISO = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?![\d])")
-_SLASHED = re.compile(r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})(?![\d])")
-_COMPACT = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})(?:$|[T\s])")
-_NAMED = re.compile(r"^\s*(?:\w+,?\s+)?(?:(\d{1,2})\s+([a-z]{3,9})\.?|([a-z]{3,9})\.?\s+"
-                    r"(\d{1,2})(?:st|nd|rd|th)?),?\s+(\d{4})\b", re.IGNORECASE)
-_URL_DATES = (
-    re.compile(r"/((?:19|20)\d{2})[/_-](\d{1,2})[/_-](\d{1,2})(?:[/_.-]|$)"),
-    re.compile(r"/((?:19|20)\d{2})/([a-z]{3})/(\d{1,2})(?:/|$)", re.IGNORECASE),
-    re.compile(r"(?:^|[/_-])((?:19|20)\d{2})(\d{2})(\d{2})(?:[/_.-]|$)"),
-)
 
 
 def page_metadata(tree: HtmlElement, url: str | None = None, *,
                   listed_date: str | None = None) -> dict[str, Any]:
-    """Metadata of a parsed page; `listed_date` (from a feed or sitemap) is the date of last
-    resort, after JSON-LD, meta tags, ``<time>`` and the URL."""
+    """Metadata of a parsed page; `listed_date` is the date a feed or sitemap gave the page
+    (after what the page states: ``crawler.extraction.dates``)."""
     meta = _meta_tags(tree)
     ld = _json_ld(tree)
     article = next((o for o in ld if _is_article(o)), None)
@@ -60,11 +41,13 @@ def page_metadata(tree: HtmlElement, url: str | None = None, *,
                 or _first(meta, "application-name"))
     title = _title(tree, meta, article, sitename, url)
     authors = _authors(tree, meta, article)
+    published, modified = page_dates(tree, url, meta, article or page, listed_date)
     return {
         "title": title,
         "authors": authors,
         "author": "; ".join(authors) or None,
-        "date": _published(tree, meta, article or page, url, listed_date),
+        "date": published,
+        "date_modified": modified,
         "sitename": sitename,
         "description": (_first(meta, "description", "og:description", "twitter:description")
                         or _ld_text(article, "description")),
@@ -87,7 +70,7 @@ def _meta_tags(tree: HtmlElement) -> dict[str, list[str]]:
             found.setdefault(key.strip().lower(), []).append(" ".join(value.split()))
     for el in tree.xpath("//*[@itemprop][not(self::meta)]"):
         key = el.get("itemprop", "").strip().lower()
-        if key in ("datepublished", "author", "headline"):
+        if key in ("datepublished", "datemodified", "author", "headline"):
             value = el.get("datetime") or el.get("content") or el.text_content()
             if value and value.strip():
                 found.setdefault(f"itemprop:{key}", []).append(" ".join(value.split()))
@@ -253,106 +236,6 @@ def _authors(tree: HtmlElement, meta: dict[str, list[str]],
             if 1 < len(part) <= 80 and part not in cleaned:
                 cleaned.append(part)
     return cleaned
-
-
-# ---------------------------------------------------------------- date
-
-
-def _published(tree: HtmlElement, meta: dict[str, list[str]], article: dict[str, Any] | None,
-               url: str | None, listed_date: str | None) -> str | None:
-    """JSON-LD, then meta tags, then ``<time>``, then the URL, then the feed/sitemap entry."""
-    for value in _ld_dates(article):
-        found = parse_date(value)
-        if found:
-            return found
-    for key in (*_DATE_META, "itemprop:datepublished"):
-        for value in meta.get(key, ()):
-            found = parse_date(value)
-            if found:
-                return found
-    for value in _time_elements(tree):
-        found = parse_date(value)
-        if found:
-            return found
-    found = url_date(url)
-    if found:
-        return found
-    return parse_date(listed_date) if listed_date else None
-
-
-def _ld_dates(article: dict[str, Any] | None) -> list[str]:
-    if not article:
-        return []
-    values = [article.get("datePublished"), article.get("dateCreated")]
-    return [v for v in values if isinstance(v, str)]
-
-
-def _time_elements(tree: HtmlElement) -> list[str]:
-    """``<time datetime>`` of the article: marked as the publication time, else the first one
-    near the headline (never one from a sidebar or a teaser list further down)."""
-    marked = tree.xpath("//time[@pubdate or @itemprop='datePublished'][@datetime]/@datetime")
-    if marked:
-        return [str(v) for v in marked]
-    h1 = next(tree.iter("h1"), None)
-    if h1 is not None:
-        scope = h1
-        for _ in range(4):
-            scope = scope.getparent()
-            if scope is None:
-                break
-            found = scope.xpath(".//time/@datetime")
-            if found:
-                return [str(found[0])]
-    found = tree.xpath("(//article//time/@datetime)[1]")
-    return [str(v) for v in found]
-
-
-def url_date(url: str | None) -> str | None:
-    """A full date written in the URL's path (/2025/08/14/, /2019/nov/19/, /20250814-...)."""
-    path = unquote(urlsplit(url or "").path)
-    for pattern in _URL_DATES:
-        match = pattern.search(path)
-        if match:
-            year, month, day = match.groups()
-            found = _valid(year, _MONTHS.get(month.lower(), month) if month.isalpha() else month,
-                           day)
-            if found:
-                return found
-    return None
-
-
-def parse_date(value: str | None) -> str | None:
-    """``YYYY-MM-DD`` from ISO 8601, ``YYYY/MM/DD``, ``YYYYMMDD``, RFC 2822 or "19 Nov 2019";
-    the date as written (its own time zone), None when the value is no full date."""
-    if not value:
-        return None
-    value = value.strip()
-    for pattern in (_ISO, _SLASHED, _COMPACT):
-        match = pattern.match(value)
-        if match:
-            return _valid(*match.groups())
-    if re.match(r"^\s*\w{3},", value):
-        try:
-            return _valid(*parsedate_to_datetime(value).strftime("%Y %m %d").split())
-        except (TypeError, ValueError, IndexError):
-            pass
-    match = _NAMED.match(value)
-    if match:
-        day1, month1, month2, day2, year = match.groups()
-        month = _MONTHS.get((month1 or month2 or "").lower())
-        if month:
-            return _valid(year, month, day1 or day2)
-    return None
-
-
-def _valid(year: str | int, month: str | int, day: str | int) -> str | None:
-    try:
-        found = date(int(year), int(month), int(day))
-    except (TypeError, ValueError):
-        return None
-    if not 1990 <= found.year <= datetime.now(UTC).year + 1:
-        return None
-    return found.isoformat()
 
 
 # ---------------------------------------------------------------- tags, categories, language

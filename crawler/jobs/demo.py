@@ -65,11 +65,13 @@ def not_modified(headers: Message, etag: str, last_modified: str) -> bool:
 
 
 class OutletServer:
-    """A threaded HTTP server for `root` on 127.0.0.1 (port 0: a free one)."""
+    """A threaded HTTP server for `root` on 127.0.0.1 (or another loopback address; port 0: a
+    free one)."""
 
     def __init__(self, root: Path = SAMPLE_SITE, port: int = 0,
-                 handler: type[SimpleHTTPRequestHandler] = OutletRequestHandler) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port),
+                 handler: type[SimpleHTTPRequestHandler] = OutletRequestHandler,
+                 host: str = "127.0.0.1") -> None:
+        self.httpd = ThreadingHTTPServer((host, port),
                                          partial(handler, directory=str(root)))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -23,6 +23,7 @@ from fnmatch import translate
 from typing import IO, TYPE_CHECKING, Any
 
 from crawler.errors import StoreError, UsageError
+from crawler.extraction.scripts import word_count
 from crawler.readers.dump_formats import (
     JsonlWriter,
     Output,
@@ -123,7 +124,7 @@ class Selection:
             return False
         if (self.since or self.until) and not self._in_dates(document_day(record)):
             return False
-        if self.min_words and len((record.get("text") or "").split()) < self.min_words:
+        if self.min_words and word_count(record.get("text") or "") < self.min_words:
             return False
         return not self._url or bool(self._url.match(record.get("url") or ""))
 
@@ -335,7 +336,7 @@ class DatasetCard:
     def write(self, lines: list[bytes], records: list[dict[str, Any]] | None) -> None:
         assert records is not None
         for record in records:
-            words = len((record.get("text") or "").split())
+            words = word_count(record.get("text") or "")
             day = document_day(record)
             keys = {"outlet": record.get("outlet") or "-",
                     "language": record.get("language") or "und",

@@ -27,7 +27,7 @@ from crawler.capture.warc import (
     warc_date,
     warcinfo_fields,
 )
-from crawler.records import CORE_FIELDS
+from crawler.records import CORE_FIELDS, DATE_FIELDS
 
 FORMATS = ("jsonl", "txt", "wet", "parquet")
 COMPRESSIONS = {".gz": "gz", ".zst": "zst"}
@@ -197,8 +197,9 @@ def _warc_date(fetched_at: str | None) -> str:
 
 
 class ParquetDocumentsWriter:
-    """One row per document, typed columns (``fetched_at`` a UTC timestamp, ``date`` a date,
-    integers as integers, zstd-compressed), a row group per `ROW_GROUP_BYTES` of JSON.
+    """One row per document, typed columns (``fetched_at`` a UTC timestamp, ``date`` and
+    ``date_modified`` dates, integers as integers, zstd-compressed), a row group per
+    `ROW_GROUP_BYTES` of JSON.
 
     The stored lines are parsed by Arrow's JSON reader (in parallel blocks) and the group is
     encoded and written in a background thread (Arrow releases the GIL) while the next group
@@ -217,9 +218,9 @@ class ParquetDocumentsWriter:
                  "fetched_at": pa.timestamp("us", tz="UTC")}
         self.fields = fields or CORE_FIELDS
         self.read_schema = pa.schema([(f, types.get(f, pa.string())) for f in self.fields])
-        self.schema = pa.schema([(f, pa.date32() if f == "date" else self.read_schema.field(f).type)
-                                 for f in self.fields])
-        self.date = self.schema.get_field_index("date")
+        self.schema = pa.schema([(f, pa.date32() if f in DATE_FIELDS
+                                  else self.read_schema.field(f).type) for f in self.fields])
+        self.dates = [f for f in self.fields if f in DATE_FIELDS]
         repeated = [f for f in self.fields if f in _REPEATED]  # worth a dictionary
         self.writer = pq.ParquetWriter(out, self.schema, compression="zstd", compression_level=1,
                                        use_dictionary=repeated,
@@ -264,9 +265,9 @@ class ParquetDocumentsWriter:
             parse_options=self.pj.ParseOptions(explicit_schema=self.read_schema,
                                                unexpected_field_behavior="ignore"))
         del data
-        if self.date >= 0:
-            table = table.set_column(self.date, "date", table.column(self.date).cast(
-                self.pa.date32()))
+        for name in self.dates:
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, name, table.column(index).cast(self.pa.date32()))
         self.writer.write_table(table, row_group_size=table.num_rows)
         del table
         self.pa.default_memory_pool().release_unused()  # or the pool keeps every group's peak

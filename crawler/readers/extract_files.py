@@ -29,9 +29,9 @@ _CANONICAL = (
     re.compile(rb"<meta\b(?=[^>]*\bproperty\s*=\s*[\"']?og:url)[^>]*\bcontent\s*=\s*[\"']"
                rb"([^\"'>\s]+)", re.IGNORECASE),
 )
-RECORD_FIELDS = ("source", "url", "title", "author", "authors", "date", "language",
-                 "language_expected", "page_language", "sitename", "description", "tags",
-                 "categories", "text", "text_digest")
+RECORD_FIELDS = ("source", "url", "title", "author", "authors", "date", "date_modified",
+                 "language", "language_expected", "page_language", "sitename", "description",
+                 "tags", "categories", "text", "text_digest")
 
 
 def extract_files(files: list[Path], url: str | None = None, lang: str | None = None,

@@ -235,9 +235,10 @@ def recheck_due(entry: dict[str, Any], intervals: Iterable[int],
 
 def conditional_headers(entry: dict[str, Any]) -> dict[str, str]:
     """If-None-Match / If-Modified-Since from the validators of the archived capture (none for
-    one that needs its text: a 304 has no page to extract)."""
+    one that needs its text: a 304 has no page to extract; none without a full capture of its
+    own for a 304's revisit record to refer to)."""
     headers: dict[str, str] = {}
-    if entry.get("needs_text"):
+    if entry.get("needs_text") or not entry.get("record_id"):
         return headers
     if entry.get("etag"):
         headers["If-None-Match"] = entry["etag"]
