@@ -107,6 +107,26 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """``[cluster]``: the Redis that workers of one crawl job share (none: a crawl runs alone)."""
+
+    redis: str | None = None           # redis://HOST:6379/0
+    # seconds after a worker's last heartbeat when its leased requests go back to the frontier
+    lease_timeout: float = 30.0
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why `url` is no Redis URL, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES or not (parts.netloc or parts.path):
+        return f"{url!r} is not a Redis URL such as redis://127.0.0.1:6379/0"
+    return None
+
+
+@dataclass(frozen=True)
 class OutletConfig:
     name: str
     start_urls: tuple[str, ...] = ()
@@ -135,6 +155,7 @@ class Config:
     crawl: CrawlConfig
     outlets: tuple[OutletConfig, ...]
     health: HealthConfig = field(default_factory=HealthConfig)
+    cluster: ClusterConfig = ClusterConfig()
 
     def select(self, names: list[str] | tuple[str, ...]) -> tuple[OutletConfig, ...]:
         """The named outlets (all when none are named); an unknown name is a ConfigError."""
@@ -250,6 +271,19 @@ def _read_archive(r: _Reader, data: Any) -> ArchiveConfig:
     if "endpoint_url" in values and not urlsplit(values["endpoint_url"]).scheme:
         raise r.fail("archive.endpoint_url", "expected a URL such as http://127.0.0.1:9000")
     return ArchiveConfig(**values)
+
+
+def _read_cluster(r: _Reader, data: Any) -> ClusterConfig:
+    t = r.table(data, "cluster", {f.name for f in fields(ClusterConfig)})
+    values: dict[str, Any] = {}
+    if "redis" in t:
+        url = r.string(t["redis"], "cluster.redis")
+        if problem := redis_url_problem(url):
+            raise r.fail("cluster.redis", problem)
+        values["redis"] = url
+    if "lease_timeout" in t:
+        values["lease_timeout"] = r.number(t["lease_timeout"], "cluster.lease_timeout")
+    return ClusterConfig(**values)
 
 
 def _read_crawl(r: _Reader, t: dict[str, Any], prefix: str, base: CrawlConfig) -> CrawlConfig:
@@ -388,8 +422,9 @@ def css_selector_problem(selector: str) -> str | None:
 def parse_config(data: dict[str, Any], source: str) -> Config:
     """Validate already-parsed TOML data; `source` names the file in error messages."""
     r = _Reader(source)
-    top = r.table(data, "", {"archive", "crawl", "outlets", "health"})
+    top = r.table(data, "", {"archive", "cluster", "crawl", "outlets", "health"})
     archive = _read_archive(r, top.get("archive", {}))
+    cluster = _read_cluster(r, top.get("cluster", {}))
     crawl_table = r.table(top.get("crawl", {}), "crawl", _CRAWL_KEYS)
     crawl = _read_crawl(r, crawl_table, "crawl", CrawlConfig())
     raw_outlets = top.get("outlets", [])
@@ -404,7 +439,8 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         seen.add(outlet.name)
         outlets.append(outlet)
     return Config(source=source, archive=archive, crawl=crawl, outlets=tuple(outlets),
-                  health=_read_health(r, top.get("health", {})))
+                  health=_read_health(r, top.get("health", {})),
+                  cluster=cluster)
 
 
 def _read_health(r: _Reader, data: Any) -> HealthConfig:

@@ -34,6 +34,11 @@ class CrawlJob:
     recheck: bool = False  # re-check every archived article now, whatever the policy says
     overrides: tuple[tuple[str, Any], ...] = ()  # command-line crawl settings for every outlet
     resume: bool = False  # continue the interrupted crawl of this id
+    # one worker of a crawl shared through Redis (crawler.jobs.cluster): the Redis URL, this
+    # worker's id (in its file names) and whether it seeds the crawl or joins it
+    redis: str | None = None
+    worker: str | None = None
+    seeds: bool = True
 
     @classmethod
     def create(cls, config: Config, outlet_names: list[str] | tuple[str, ...] = (),
@@ -82,9 +87,11 @@ class CrawlJob:
     @property
     def jobdir(self) -> Path:
         """The crawl's local work directory, beside the spool: its description, state journal,
-        file list and request queue. Removed once the crawl is committed and its state merged;
-        a killed crawl's stays for ``--resume``."""
-        return job_dir(default_spool_dir(self.config.archive, self.archive_uri), self.crawl_id)
+        file list and request queue (a shared crawl's worker has its own, inside the crawl's).
+        Removed once the crawl is committed and its state merged; a killed crawl's stays for
+        ``--resume``."""
+        return job_dir(default_spool_dir(self.config.archive, self.archive_uri), self.crawl_id,
+                       self.worker)
 
     @property
     def queue_dir(self) -> Path:

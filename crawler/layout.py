@@ -10,6 +10,8 @@ The archive (a local directory or an S3 prefix)::
     crawls/{crawl_id}/manifest.json                 the crawl's commit marker, written last
     state/urls/{outlet}/{0-f}.jsonl.gz              what the archive holds per URL
     state/runs.jsonl                                one line per crawl run
+    state/workers/{crawl_id}/{worker}.json          the files one worker of a shared crawl
+                                                    delivered (read by the manifest's writer)
 
 The spool (local) mirrors archive keys for files that wait for the store, beside directories that
 are never uploaded: ``jobs/{crawl_id}/`` (a crawl's work directory) and ``tmp/`` (readers'
@@ -28,6 +30,7 @@ CRAWLS = "crawls/"
 MANIFEST_NAME = "manifest.json"
 STATE_URLS = "state/urls"
 RUNS_KEY = "state/runs.jsonl"
+WORKERS_STATE = "state/workers"
 
 JOBS_DIR = "jobs"  # in the spool: crawls' work directories (job, journal, Scrapy JOBDIR)
 TMP_DIR = "tmp"  # in the spool: scratch files of readers (reextract)
@@ -113,6 +116,16 @@ def state_outlet_of(key: str) -> str | None:
     return parts[2] if len(parts) == 4 and "/".join(parts[:2]) == STATE_URLS else None
 
 
+def worker_files_key(crawl_id: str, worker: str) -> str:
+    """The files one worker of a shared crawl delivered: the manifest's writer lists them, so
+    the crawl's file list never lives in Redis alone."""
+    return f"{WORKERS_STATE}/{crawl_id}/{worker}.json"
+
+
+def worker_files_prefix(crawl_id: str) -> str:
+    return f"{WORKERS_STATE}/{crawl_id}/"
+
+
 def state_shard_key(outlet: str, url: str, digits: int = 1) -> str:
     """An outlet's state is sharded by the first hex digit(s) of the URL's sha1."""
     digit = hashlib.sha1(url.encode()).hexdigest()[:digits]
@@ -139,11 +152,42 @@ def jobs_dir(spool: Path) -> Path:
     return spool / JOBS_DIR
 
 
-def job_dir(spool: Path, crawl_id: str) -> Path:
-    """A crawl's work directory: kept until the crawl is committed and its state merged."""
-    return spool / JOBS_DIR / crawl_id
+def job_dir(spool: Path, crawl_id: str, worker: str | None = None) -> Path:
+    """A crawl's work directory: kept until the crawl is committed and its state merged. Each
+    worker of a shared crawl has its own, inside the crawl's (``jobs/{crawl_id}/{worker}``)."""
+    crawl = spool / JOBS_DIR / crawl_id
+    return crawl / worker if worker else crawl
+
+
+def job_files(spool: Path) -> list[tuple[str, Path]]:
+    """``(crawl_id, job.json)`` of every work directory in the spool (workers' included)."""
+    jobs = jobs_dir(spool)
+    found = [(f.parent.name, f) for f in jobs.glob(f"*/{JOB_FILE}")]
+    found += [(f.parent.parent.name, f) for f in jobs.glob(f"*/*/{JOB_FILE}")]
+    return sorted(found, key=lambda pair: str(pair[1]))
 
 
 def tmp_dir(spool: Path) -> Path:
     """Scratch space on the spool's filesystem that no delivery ever picks up."""
     return spool / TMP_DIR
+
+
+# ---------------------------------------------------------------- Redis (a shared crawl's frontier)
+
+REDIS_PREFIX = "newsarchive"
+
+
+def redis_job_key(job: str) -> str:
+    """Which crawl the workers of a job join: ``{crawl_id, started}`` (deleted at the commit)."""
+    return f"{REDIS_PREFIX}:job:{job}"
+
+
+def redis_job_pattern() -> str:
+    return f"{REDIS_PREFIX}:job:*"
+
+
+def redis_crawl_key(crawl_id: str, name: str) -> str:
+    """One of a shared crawl's keys: ``requests`` and ``dupefilter`` (scrapy-redis's layout),
+    ``leases``, ``busy``, ``workers``, ``running``, ``files``, ``seeder``, ``seeded``, ``hosts``,
+    ``host:{netloc}``, ``committed``."""
+    return f"{REDIS_PREFIX}:{crawl_id}:{name}"

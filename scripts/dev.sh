@@ -32,6 +32,8 @@ setup() {
     fi
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[test]"
+    # the shared-crawl tests start Debian's redis-server on a port of their own
+    apt_install redis-server
     setup_replay
 }
 

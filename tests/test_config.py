@@ -45,6 +45,7 @@ def test_good_config_loads(tmp_path: Path) -> None:
     assert outlet.deny == ("/tag/", "/page/")
     assert outlet.domains == ("example.org",)
     assert outlet.crawl.recheck == (3600, 6 * 3600, 86400, 7 * 86400)  # the default policy
+    assert config.cluster.redis is None  # a crawl runs alone unless [cluster] names a Redis
 
 
 @pytest.mark.parametrize(("change", "key", "problem"), [
@@ -75,6 +76,12 @@ def test_good_config_loads(tmp_path: Path) -> None:
     (("[crawl]", "[health]\nmin_history = 0\n\n[crawl]"), "health.min_history",
      "must be at least 1"),
     (("[crawl]", "[health]\nshort = 5\n\n[crawl]"), "health.short", "unknown key"),
+    (("[crawl]", '[cluster]\nredis = "http://127.0.0.1:6379"\n[crawl]'), "cluster.redis",
+     "is not a Redis URL"),
+    (("[crawl]", '[cluster]\nredis = "redis://r:6379/0"\nlease_timeout = 0\n[crawl]'),
+     "cluster.lease_timeout", "expected a positive number"),
+    (("[crawl]", '[cluster]\nredis_url = "redis://r:6379/0"\n[crawl]'), "cluster.redis_url",
+     "unknown key"),
 ])
 def test_bad_config_names_file_key_and_problem(tmp_path: Path, change: tuple[str, str],
                                                key: str, problem: str) -> None:

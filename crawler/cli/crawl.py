@@ -9,13 +9,14 @@ import sys
 from typing import Any, TextIO
 
 from crawler.cli.main import EXIT_FAILED, EXIT_NO_TEXT, EXIT_OK, EXIT_SPOOLED
-from crawler.config import Config, load_config, parse_config, parse_since
+from crawler.config import Config, load_config, parse_config, parse_since, redis_url_problem
 from crawler.errors import NewsarchiveError, UsageError
 from crawler.health import alert_lines, flagged
 from crawler.job import CrawlJob
+from crawler.jobs.cluster import join_crawl
 from crawler.jobs.crawl import run_crawl
 from crawler.jobs.resume import interrupted_jobdir
-from crawler.layout import crawl_prefix
+from crawler.layout import crawl_prefix, worker_files_key
 from crawler.readers.listing import complete_crawls, list_crawls, text_records
 from crawler.records import extraction_failures
 from crawler.store.backends import open_store
@@ -36,6 +37,10 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     crawl.add_argument("--resume", nargs="?", const="latest", metavar="CRAWL_ID",
                        help="continue the job's crawl that was killed before it finished (or "
                        "the crawl CRAWL_ID) under its own crawl id, outlets and options")
+    crawl.add_argument("--redis", metavar="URL",
+                       help="run as one worker of the job's crawl shared through this Redis "
+                       "(redis://HOST:6379/0; default: the config's [cluster] redis): workers "
+                       "with the same job and Redis crawl one crawl together")
     crawl.set_defaults(func=cmd_crawl)
 
     demo = sub.add_parser("demo", parents=[common],
@@ -73,6 +78,14 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         overrides["since"] = args.since
     job = CrawlJob.create(config, args.outlets, args.archive, args.job, overrides=overrides,
                           recheck=args.recheck)
+    redis = args.redis or config.cluster.redis
+    if redis and args.resume:
+        raise UsageError("--resume continues a crawl run alone; a shared crawl is continued by "
+                         "starting its workers again")
+    if args.redis and (problem := redis_url_problem(args.redis)):
+        raise UsageError(f"--redis: {problem}")
+    if redis:
+        job = join_crawl(job, redis)
     if args.resume:
         job = CrawlJob.resumed(config, interrupted_jobdir(job, args.resume))
     return crawl_and_report(job, args.log_level)
@@ -82,7 +95,7 @@ def crawl_exit_code(result: dict[str, Any], stats: dict[str, Any]) -> int:
     """What a crawl exits with: failed if it never committed or a write error stopped it,
     spooled if files stay behind, no text if some articles lost their text to a failed
     extraction."""
-    if not result or result.get("write_failure"):
+    if not result or result.get("write_failure") or result.get("redis_lost"):
         return EXIT_FAILED
     if result.get("spooled"):
         return EXIT_SPOOLED
@@ -101,12 +114,34 @@ def crawl_and_report(job: CrawlJob, log_level: str = "WARNING", out: TextIO = sy
                 f"{len(run.delivery.files)} finished file(s) kept in {run.spool.root}; free "
                 f"space, then `newsarchive crawl --resume {job.crawl_id}` completes it")
         raise NewsarchiveError(f"crawl {job.crawl_id} did not finish; see the log above")
+    if "worker" in outcome.result:  # a worker of a shared crawl that did not write its manifest
+        return _report_worker(job, outcome.run, outcome.stats, outcome.result, out)
     _print_summary(outcome.run, outcome.stats, outcome.result, out)
     if failure:
         raise NewsarchiveError(
             f"{failure}: crawl {job.crawl_id} stopped; its {len(outcome.result['files'])} "
             f"file(s) are committed, the next crawl fetches what it did not reach")
     return crawl_exit_code(outcome.result, outcome.stats)
+
+
+def _report_worker(job: CrawlJob, run: Any, stats: dict[str, Any], result: dict[str, Any],
+                   out: TextIO) -> int:
+    """A worker's part of a shared crawl: what it archived; the manifest is the last worker's.
+    A worker that lost Redis says so in one line and fails."""
+    counts = result["counts"]
+    print(f"worker {result['worker']} of crawl {result['crawl_id']}: "
+          f"{counts.get('responses', 0)} pages fetched, {counts.get('text_records', 0)} articles,"
+          f" {counts.get('warc_files', 0)} WARC file(s), finished: {result['finish_reason']}; "
+          f"the manifest is written by the last worker to finish", file=out)
+    for outlet in result["outlets"]:
+        print("  " + outlet_summary(outlet, stats), file=out)
+    if result.get("redis_lost"):
+        raise NewsarchiveError(
+            f"{result['redis_lost']}: worker {result['worker']} stopped; its "
+            f"{len(result['files'])} file(s) are in {run.store.uri} and listed in "
+            f"{worker_files_key(result['crawl_id'], result['worker'])}; crawl "
+            f"{result['crawl_id']} is not complete: start the workers again (with Redis back)")
+    return crawl_exit_code(result, stats)
 
 
 def _print_summary(run: Any, stats: dict[str, Any], result: dict[str, Any], out: TextIO) -> None:

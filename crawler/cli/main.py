@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 COMMAND_MODULES: tuple[str, ...] = (
     "crawler.cli.crawl", "crawler.cli.replay", "crawler.cli.reextract", "crawler.cli.verify",
     "crawler.cli.wacz", "crawler.cli.dump", "crawler.cli.extract", "crawler.cli.schedule",
-    "crawler.cli.edits", "crawler.cli.report")
+    "crawler.cli.edits", "crawler.cli.report", "crawler.cli.workers")
 
 
 def _parser() -> argparse.ArgumentParser:

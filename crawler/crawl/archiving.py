@@ -21,6 +21,7 @@ import logging
 import platform
 import shutil
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -74,6 +75,9 @@ class ArchivingExtension:
         self.failure: str | None = None  # the write error that stopped the crawl
         self._stop_reason: str | None = None
         self._lost = False  # a text record or state update not written: no commit
+        # what commits the crawl once its files are delivered (upload thread): the manifest,
+        # or, for a worker of a shared crawl, its part of it (crawler.crawl.frontier)
+        self.commit: Callable[[str, dict[str, Any]], dict[str, Any]] = delivery.commit
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ArchivingExtension:
@@ -85,7 +89,7 @@ class ArchivingExtension:
                             Spool(default_spool_dir(archive, job.archive_uri)))
         max_size = crawler.settings.getint("NEWSARCHIVE_WARC_MAX_SIZE") or min(
             o.crawl.warc_max_size for o in job.outlets)
-        ext = cls(job, delivery, max_size)
+        ext = cls(job, delivery, max_size, hostname=job.worker)
         ext.crawler = crawler
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -147,8 +151,7 @@ class ArchivingExtension:
                 if self._lost or self.writer.unfinished:
                     return
                 self.result = await maybe_deferred_to_future(run_in(
-                    self.delivery.thread, self.delivery.commit, reason,
-                    spider.crawler.stats.get_stats()))
+                    self.delivery.thread, self.commit, reason, spider.crawler.stats.get_stats()))
             except OSError as exc:  # closing or committing met the full disk too
                 self._failed(exc)
                 return

@@ -45,6 +45,10 @@ def run_crawl(job: CrawlJob, log_level: str = "WARNING", *,
     store = open_store(job.config.archive, job.archive_uri)  # a bad URI fails before any fetch
     settings = get_project_settings()
     settings.set("LOG_LEVEL", log_level.upper(), priority="cmdline")
+    if job.redis:  # one worker of a crawl shared through Redis (crawler.jobs.cluster)
+        from crawler.crawl.frontier import cluster_settings
+
+        settings.setdict(cluster_settings(job), priority="cmdline")
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(OutletSpider)
     process.crawl(crawler, job=job)

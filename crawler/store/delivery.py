@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -39,14 +40,23 @@ class Delivery:
         self.upload_failure: str | None = None
         self.uploads_pending = 0
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="upload")
+        # a worker of a shared crawl (crawler.crawl.frontier) is told when a shard is finished,
+        # before its upload (writer thread), and when its files are all in the store (upload
+        # thread): then it lets go of the requests captured in them
+        self.on_finished: Callable[[list[FileEntry]], None] | None = None
+        self.on_delivered: Callable[[list[FileEntry]], None] | None = None
 
     def add(self, entries: list[FileEntry]) -> None:
         """Files the crawl finished: listed in its work directory, counted, queued for upload."""
         with open(self.job.jobdir / FILES_FILE, "a", encoding="utf-8") as f:
             f.writelines(json.dumps(e.as_json()) + "\n" for e in entries)
         self._count(entries)
+        if self.on_finished is not None:
+            self.on_finished(entries)
         for entry in entries:
             self._queue_upload(entry)
+        if self.on_delivered is not None:
+            self.thread.submit(self._report_delivered, entries)
 
     def adopt(self, entries: list[FileEntry]) -> None:
         """Files a resumed crawl takes over from its interrupted run (or its repair): counted,
@@ -55,6 +65,12 @@ class Delivery:
         for entry in entries:
             if self.spool.path(entry.key).exists():
                 self._queue_upload(entry)
+
+    def include(self, entries: list[FileEntry]) -> None:
+        """Files other workers of a shared crawl delivered: counted and listed by the manifest
+        this worker writes (they left their own spool verified)."""
+        mine = {e.key for e in self.files}
+        self._count([e for e in entries if e.key not in mine])
 
     def flush_spool(self) -> None:
         """Deliver what earlier runs left in the spool (upload thread)."""
@@ -93,8 +109,10 @@ class Delivery:
         self._upload(key, None)
         prefix = crawl_prefix(job.crawl_id)
         self.spool.prune(self.spool.path(prefix))
-        # this crawl's files only: another crawl may be writing into the same spool right now
-        manifest["spooled"] = [k for k in self.spool.pending() if k.startswith(prefix + "/")]
+        # the files it lists and the manifest only: another crawl (or a killed worker of this
+        # one) may have left files in the same spool
+        mine = {e.key for e in self.files} | {key}
+        manifest["spooled"] = [k for k in self.spool.pending() if k in mine]
         manifest["upload_failure"] = self.upload_failure
         return manifest
 
@@ -127,6 +145,10 @@ class Delivery:
                 problems.append(f"{entry.key}: {size} bytes, sha256 {sha256}; listed as "
                                 f"{entry.size} bytes, sha256 {entry.sha256}")
         return problems
+
+    def _report_delivered(self, entries: list[FileEntry]) -> None:
+        if self.on_delivered and not any(self.spool.path(e.key).exists() for e in entries):
+            self.on_delivered(entries)
 
     def _count(self, entries: list[FileEntry]) -> None:
         self.files.extend(entries)

@@ -30,10 +30,9 @@ from typing import IO, Any
 
 from crawler.errors import StoreError
 from crawler.layout import (
-    JOB_FILE,
     JOURNAL_FILE,
     STATE_URLS,
-    jobs_dir,
+    job_files,
     manifest_key,
     state_outlet_of,
     state_prefix,
@@ -209,8 +208,7 @@ def merge_pending_state(store: ArchiveStore, jobdir: Path) -> int | None:
 def merge_earlier_journals(store: ArchiveStore, spool: Path, running: str) -> None:
     """Journals of earlier crawls that committed while the store was away (their work
     directories go with them); `running` is the crawl that asks, whose journal is still open."""
-    for job_file in sorted(jobs_dir(spool).glob(f"*/{JOB_FILE}")):
-        crawl_id = job_file.parent.name
+    for crawl_id, job_file in job_files(spool):
         try:
             committed = store.stat(manifest_key(crawl_id)) is not None
         except StoreError:
