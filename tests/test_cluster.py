@@ -97,6 +97,7 @@ warc_max_size = "{warc_max_size}"
 name = "bench"
 sitemaps = ["{site.base}/sitemap.xml"]
 allow = ['/news/']
+requisites = false  # its pages load images from img.cdn.invalid: no lookups outside
 """)
     return config
 
