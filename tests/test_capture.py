@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,27 @@ def test_a_shard_is_finished_only_once_its_announced_text_has_arrived(
         assert [json.loads(line) for line in f] == [record]
     assert text.extra["records"] == 1 and text.extra["outlets"] == {"wire": 1}
     assert writer.close() == []
+
+
+def test_a_shard_waits_for_the_spiders_word_on_its_pages_so_texts_join_their_capture(
+        tmp_path: Path) -> None:
+    """A page's WARC may fill up before the spider has read the page: its shard does not
+    finish until the spider said whether a text follows (an article's text announced, or
+    ``decided``), so the text goes into the shard of its capture, not a later one."""
+    capture = Capture(tmp_path)
+    writer = capture.writer
+    article = writer.write_exchange(replace(exchange("/news/1"), awaits_spider=True))
+    section = writer.write_exchange(replace(exchange("/section/"), awaits_spider=True))
+    writer.rotate()  # the WARC is full before the spider read either page
+    assert capture.finished == []
+    writer.write_exchange(exchange("/robots.txt"))  # the crawl goes on in the next WARC
+    writer.decided(section.warc_key)  # not an article
+    assert capture.finished == []
+    text_key = writer.begin_text(article.warc_key)  # an article: its text joins its capture
+    assert capture.finished == []
+    writer.add_text(text_key, None)
+    ((warc, _index, text),) = capture.finished
+    assert (warc.key, text.key) == (article.warc_key, text_key)
 
 
 def test_closing_finishes_a_shard_whose_text_never_arrived_and_names_it(

@@ -85,7 +85,9 @@ schedule = "0 0 1 1 *"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and crawl.poll() is None:
             journals = list(jobs.glob("*/state.jsonl"))
-            if journals and journals[0].read_text().count('"article": true') >= ARTICLES // 2:
+            # half the articles in, and a WARC being written: the kill cuts a shard short
+            if journals and journals[0].read_text().count('"article": true') >= ARTICLES // 2 \
+                    and any((archive / ".spool").rglob("*.warc.gz.open")):
                 break
             time.sleep(0.05)
         assert crawl.poll() is None, "the crawl ended before it could be killed"

@@ -4,7 +4,8 @@ Nothing here knows Scrapy or the archive store: the writer is called on one thre
 writer thread, so records are written in order and never on the reactor), writes into a local
 directory that mirrors archive keys, and hands each finished shard's files to ``on_finished``
 (which uploads them). A WARC is closed when it reaches its size; its index and text shard close
-with it once every text announced for it has arrived.
+with it once the spider has had its word on every page captured in it and every text announced
+for it has arrived (so an article's text is in the shard of its capture).
 
 A write that fails (a full disk) raises ``OSError`` and leaves every file at its last whole
 record: an exchange is written whole (response, request, index line) or cut off again, so the
@@ -55,6 +56,9 @@ class Exchange:
     truncated: bool = False  # cut off at max_page_size
     outlet: str | None = None  # whose state this URL belongs to (None: robots.txt and such)
     requisite: bool = False  # loaded by a page: its payload may be stored under another URL
+    # a page the spider reads next: its text, if it is an article, goes in this shard, which
+    # waits for the spider's word (``begin_text`` or ``decided``) before it finishes
+    awaits_spider: bool = False
     etag: str | None = None
     last_modified: str | None = None
 
@@ -69,6 +73,7 @@ class _Shard:
     index: HashingFile
     text: TextShard
     pending_texts: int = 0
+    undecided: int = 0  # pages captured here the spider has not yet said are articles or not
     responses: int = 0
     revisits: Counter = field(default_factory=Counter)
 
@@ -127,6 +132,7 @@ class CaptureWriter:
             self.payloads.add(digest, original["url"], original["captured_at"],
                               original["record_id"])
         shard.responses += 1
+        shard.undecided += ex.awaits_spider and ex.status == 200 and not ex.truncated
         if profile:
             shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1
         if ex.outlet and (profile or (ex.status == 200 and not ex.truncated)):
@@ -175,9 +181,20 @@ class CaptureWriter:
     def begin_text(self, warc_key: str) -> str:
         """Announce a text record for a capture: its shard stays open for it. Returns the text
         shard's key."""
-        shard = self._shard_for(warc_key) or self._current()
+        captured_in = self._shard_for(warc_key)
+        if captured_in is not None and captured_in.undecided:
+            captured_in.undecided -= 1  # the spider's word: an article
+        shard = captured_in or self._current()
         shard.pending_texts += 1
         return shard.text.key
+
+    def decided(self, warc_key: str) -> None:
+        """The spider's word on a page captured in `warc_key`: no text follows (not an
+        article, or nothing new); its shard may finish."""
+        shard = self._shard_for(warc_key)
+        if shard is not None and shard.undecided:
+            shard.undecided -= 1
+            self._finish_ready()
 
     def add_text(self, text_key: str, record: dict[str, Any] | None) -> None:
         """Deliver an announced text record (None: no new text after all)."""
@@ -211,7 +228,7 @@ class CaptureWriter:
         for shard in self._closed:
             if shard.pending_texts:
                 incomplete.append(f"{shard.basename}: {shard.pending_texts}")
-            shard.pending_texts = 0
+            shard.pending_texts = shard.undecided = 0
         self._finish_ready()
         return incomplete
 
@@ -250,7 +267,7 @@ class CaptureWriter:
         return None
 
     def _finish_ready(self) -> None:
-        for shard in [s for s in self._closed if s.pending_texts == 0]:
+        for shard in [s for s in self._closed if s.pending_texts == 0 and s.undecided == 0]:
             self._closed.remove(shard)
             try:
                 entries = self._finish(shard)

@@ -129,6 +129,10 @@ class ArchivingExtension:
         """Announce a text record for a capture; fires with the text shard it will go to."""
         return run_in(self._thread, self.writer.begin_text, warc_key)
 
+    def decided(self, warc_key: str) -> Deferred:
+        """The spider's word on a page captured in `warc_key`: no text follows."""
+        return run_in(self._thread, self.writer.decided, warc_key)
+
     def add_text(self, text_key: str, record: dict[str, Any] | None,
                  state: dict[str, Any] | None = None) -> Deferred:
         """Deliver an announced text record (None: no new text), and what the URL's state

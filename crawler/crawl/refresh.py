@@ -4,8 +4,12 @@ decoding every page."""
 from __future__ import annotations
 
 from scrapy import Request
+from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
 from scrapy.http import Response
+
+from crawler.crawl.archiving import ArchivingExtension
+from crawler.crawl.warc_capture import CAPTURE_META
 
 # Scrapy reads the refresh from a page's first 4,096 characters: at most 4 bytes each.
 _HEAD_BYTES = 4 * 4096
@@ -20,8 +24,19 @@ class LeanMetaRefreshMiddleware(MetaRefreshMiddleware):
     encoding; pages in UTF-16 or UTF-32 (NUL bytes in the head) are still decoded and checked.
     """
 
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LeanMetaRefreshMiddleware:
+        middleware = super().from_crawler(crawler)
+        middleware.archive = crawler.get_extension(ArchivingExtension)
+        return middleware
+
     def process_response(self, request: Request, response: Response) -> Request | Response:
         head = response.body[:_HEAD_BYTES]
         if b"\0" not in head and b"refresh" not in head.lower():
             return response
-        return super().process_response(request, response)
+        result = super().process_response(request, response)
+        capture = request.meta.get(CAPTURE_META)
+        if isinstance(result, Request) and capture and self.archive is not None:
+            # the page never reaches the spider: no text follows its capture
+            self.archive.decided(capture["warc_file"])
+        return result

@@ -39,7 +39,7 @@ from crawler.crawl.politeness import outlet_stat
 from crawler.crawl.resolve import resolve
 from crawler.crawl.resume import reset_queue
 from crawler.crawl.threads import run_in
-from crawler.crawl.warc_capture import CAPTURE_META
+from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
 from crawler.discovery.css import InlineStyles, stylesheet_references
 from crawler.discovery.digests import DigestSet
 from crawler.discovery.feeds import Candidate, Listing, NotADiscoveryDocument
@@ -337,6 +337,21 @@ class OutletSpider(scrapy.Spider):
             async for request in self.parse_requisite(outlet, response):
                 yield request
             return
+        text_follows = False
+        try:
+            async for output in self.parse_page(outlet, response):
+                text_follows = text_follows or isinstance(output, dict)
+                yield output
+        finally:
+            # the shard of the page's capture waits for this word before it finishes, so that
+            # an article's text goes into it (crawler.capture.writer); an article says it when
+            # its text is announced
+            capture = response.meta.get(CAPTURE_META)
+            if not text_follows and capture and ARCHIVED_FLAG not in response.flags:
+                self.crawler.get_extension(ArchivingExtension).decided(capture["warc_file"])
+
+    async def parse_page(self, outlet: OutletConfig, response: Response) -> AsyncIterator[Any]:
+        """A page: an article's item (and requisites), or a section page's links."""
         if not isinstance(response, TextResponse) or b"html" not in (
                 response.headers.get(b"Content-Type") or b"text/html"):
             return

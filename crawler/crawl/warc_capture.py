@@ -60,6 +60,9 @@ class WarcCaptureMiddleware:
             truncated="download_stopped" in response.flags,
             outlet=request.meta.get("outlet"),
             requisite=bool(request.meta.get("requisite")),
+            # a page of an outlet: the spider's parse decides whether a text follows
+            awaits_spider=request.callback is None and bool(request.meta.get("outlet"))
+            and not request.meta.get("requisite"),
             etag=_header(response, b"ETag"),
             last_modified=_header(response, b"Last-Modified"),
         )
