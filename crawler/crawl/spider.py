@@ -40,7 +40,7 @@ from crawler.crawl.resolve import resolve
 from crawler.crawl.resume import reset_queue
 from crawler.crawl.threads import run_in
 from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
-from crawler.discovery.css import InlineStyles, stylesheet_references
+from crawler.discovery.css import InlineStyles
 from crawler.discovery.digests import DigestSet
 from crawler.discovery.feeds import Candidate, Listing, NotADiscoveryDocument
 from crawler.discovery.listed import ListedDates
@@ -52,6 +52,7 @@ from crawler.discovery.markup import (
     Markup,
     Requisite,
     read_markup,
+    stylesheet_requisites,
 )
 from crawler.discovery.urls import HostScope, canonical_url
 from crawler.job import CrawlJob
@@ -142,14 +143,19 @@ class OutletSpider(scrapy.Spider):
             logger.debug("%s lives on %s", name, ", ".join(sorted(scope.addresses)))
 
     @property
-    def archived(self) -> StateIndex:
-        """What the archive holds for each URL (read when the crawl opened)."""
+    def archiving(self) -> ArchivingExtension:
+        """The crawl's archive (the capture writer and the URL state)."""
         if self._archive is None:
             self._archive = self.crawler.get_extension(ArchivingExtension)
             if self._archive is None:
                 raise RuntimeError("the outlet spider needs crawler.crawl.archiving."
                                    "ArchivingExtension in EXTENSIONS")
-        return self._archive.state
+        return self._archive
+
+    @property
+    def archived(self) -> StateIndex:
+        """What the archive holds for each URL (read when the crawl opened)."""
+        return self.archiving.state
 
     def _request(self, outlet: OutletConfig, url: str, source: str, *, depth: int = 0,
                  callback: Any = None, listed: Candidate | None = None
@@ -348,7 +354,7 @@ class OutletSpider(scrapy.Spider):
             # its text is announced
             capture = response.meta.get(CAPTURE_META)
             if not text_follows and capture and ARCHIVED_FLAG not in response.flags:
-                self.crawler.get_extension(ArchivingExtension).decided(capture["warc_file"])
+                self.archiving.decided(capture["warc_file"])
 
     async def parse_page(self, outlet: OutletConfig, response: Response) -> AsyncIterator[Any]:
         """A page: an article's item (and requisites), or a section page's links."""
@@ -459,17 +465,11 @@ def _to_extract(response: Response) -> bool:
 
 
 def _stylesheet_requisites(response: Response) -> list[Requisite]:
-    """What a stylesheet loads, resolved against its own URL; an ``@import`` is a stylesheet
-    itself. Decoded as a browser does without ``@charset`` support: the HTTP charset, else
-    UTF-8."""
+    """What a stylesheet loads. Decoded as a browser does without ``@charset`` support: the
+    HTTP charset, else UTF-8."""
     text = response.text if isinstance(response, TextResponse) else response.body.decode(
         "utf-8", "replace")
-    found: dict[str, str] = {}
-    for ref in stylesheet_references(text):
-        url = urljoin(response.url, ref.url).split("#", 1)[0]
-        if url.startswith(("http://", "https://")):
-            found.setdefault(url, STYLESHEET if ref.imported else ASSET)
-    return [Requisite(url, kind) for url, kind in found.items()]
+    return stylesheet_requisites(text, response.url)
 
 
 def _without_page_number(url: str) -> str:

@@ -21,7 +21,11 @@ from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
-from crawler.discovery.css import InlineStyles, declarations_references
+from crawler.discovery.css import (
+    InlineStyles,
+    declarations_references,
+    stylesheet_references,
+)
 
 _MAX_LD_JSON = 256 * 1024  # a JSON-LD block larger than this is not read
 _LD_ARTICLE = re.compile(r'"@type"\s*+:\s*+(?:\[\s*+)?"(?:News|Blog|Report|Scholarly)?Article"')
@@ -255,6 +259,18 @@ class _Reader:
 def _tokens(value: str) -> list[str]:
     """An attribute's space-separated values (rel, itemprop), compared case-insensitively."""
     return value.lower().split()
+
+
+def stylesheet_requisites(text: str, sheet_url: str) -> list[Requisite]:
+    """What a stylesheet loads, resolved against its own URL, as a page's references are; an
+    ``@import`` is a stylesheet itself."""
+    parts = urlsplit(sheet_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    found: dict[str, str] = {}
+    for ref in stylesheet_references(text):
+        if (url := _absolute(ref.url, sheet_url, origin)) is not None:
+            found.setdefault(url, STYLESHEET if ref.imported else ASSET)
+    return [Requisite(url, kind) for url, kind in found.items()]
 
 
 def srcset_urls(value: str) -> list[str]:
