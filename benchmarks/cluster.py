@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,17 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import BIN, DEFAULT_SITE_SCRIPT, free_port
 from redis import Redis
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-DEFAULT_SITE_SCRIPT = ROOT.parent / "shared" / "benchmarks" / "site" / "make_site.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def crawl(work: Path, site_url: str, redis_url: str, workers: int) -> dict[str, Any]:

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,15 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-DEFAULT_SITE_SCRIPT = ROOT.parent / "shared" / "benchmarks" / "site" / "make_site.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from common import BIN, DEFAULT_SITE_SCRIPT, ROOT, free_port
 
 
 def _proc_stat(pid: int) -> tuple[int, int, list[int]] | None:

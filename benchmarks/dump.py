@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import NEWSARCHIVE, ROOT
+
 sys.path.insert(0, str(ROOT))
 
 from crawler.config import ArchiveConfig  # noqa: E402
@@ -37,11 +38,6 @@ from crawler.store.backends import S3Store  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402
 from tests.textarchive import Prose, document, write_crawl  # noqa: E402
 
-# `newsarchive` itself (crawler.cli.main:main), reporting its peak RSS on stderr as it exits.
-NEWSARCHIVE = [sys.executable, "-c", "import sys\nfrom crawler.cli.main import main\n"
-               "try:\n    sys.exit(main(sys.argv[1:]))\nfinally:\n"
-               "    print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0],"
-               " file=sys.stderr)"]
 LANGUAGES = (("ru", 0.5), ("uk", 0.2), ("pl", 0.2), ("en", 0.1))
 OUTLETS = [f"outlet{i}" for i in range(8)]
 RUNS = (("jsonl, --no-dedup", ["--format", "jsonl", "--no-dedup"]),

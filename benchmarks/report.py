@@ -24,16 +24,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import NEWSARCHIVE, ROOT
+
 sys.path.insert(0, str(ROOT))
 
 from crawler.layout import RUNS_KEY, manifest_key, state_shard_key  # noqa: E402
 from crawler.records import MANIFEST_FORMAT, iso  # noqa: E402
 
-NEWSARCHIVE = [sys.executable, "-c", "import sys\nfrom crawler.cli.main import main\n"
-               "try:\n    sys.exit(main(sys.argv[1:]))\nfinally:\n"
-               "    print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0],"
-               " file=sys.stderr)"]
 OUTLETS = [f"outlet{i}" for i in range(8)]
 FILES_PER_CRAWL = 100
 
