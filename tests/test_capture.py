@@ -15,6 +15,7 @@ from typing import Any
 from warcio.archiveiterator import ArchiveIterator
 
 from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields
+from crawler.capture.payloads import PayloadIndex
 from crawler.capture.warc import sha1_digest, warc_date
 from crawler.capture.writer import (
     REVISIT_IDENTICAL,
@@ -23,6 +24,7 @@ from crawler.capture.writer import (
     Exchange,
 )
 from crawler.records import FileEntry
+from crawler.store.state import conditional_headers
 
 CRAWL_ID = "wire-20250814T100000Z"
 SITE = "https://news.example"
@@ -50,14 +52,15 @@ class Capture:
     """A writer into `root`, with what it hands out: finished shards and state updates. It
     looks archived URLs up in `archived`."""
 
-    def __init__(self, root: Path, max_size: int = 1 << 20) -> None:
+    def __init__(self, root: Path, max_size: int = 1 << 20,
+                 payloads: PayloadIndex | None = None) -> None:
         self.root = root
         self.archived: dict[str, dict[str, Any]] = {}
         self.finished: list[list[FileEntry]] = []
         self.observed: list[dict[str, Any]] = []
         self.writer = CaptureWriter(root, CRAWL_ID, "host", {"isPartOf": CRAWL_ID}, max_size,
                                     previous=self.archived.get, observe=self.observed.append,
-                                    on_finished=self.finished.append)
+                                    on_finished=self.finished.append, payloads=payloads)
 
 
 def read_warc(path: Path) -> list[tuple[str, dict[str, str], bytes]]:
@@ -258,3 +261,46 @@ def test_an_archived_payload_or_a_304_is_recorded_as_a_revisit(tmp_path: Path) -
         "text/html", REVISIT_MIME, REVISIT_MIME, "text/html", "text/html"]
     assert warc.extra["revisits"] == {"revisits/identical-payload-digest": 1,
                                       "revisits/server-not-modified": 1}
+
+
+def test_a_requisite_payload_under_another_url_is_stored_once_in_this_crawl_and_the_next(
+        tmp_path: Path) -> None:
+    """A logo behind two cache-busting URLs: the second is a revisit of the first, and its URL
+    takes the first's capture as its own, so that the next crawl, whichever URL it asks for
+    first, asks conditionally and stores no copy again."""
+    logo = noise(7)
+    last_modified = "Mon, 07 Dec 2026 04:00:00 GMT"
+
+    def requisite(path: str, body: bytes, status: int = 200) -> Exchange:
+        return replace(exchange(path, body, status=status), requisite=True,
+                       last_modified=last_modified)
+
+    crawl = Capture(tmp_path / "first", payloads=PayloadIndex(tmp_path / "first.sqlite"))
+    original = crawl.writer.write_exchange(requisite("/logo.png?v=2", logo))
+    copy = crawl.writer.write_exchange(requisite("/logo.png?v=1", logo))
+    assert (original.profile, copy.profile) == (None, REVISIT_IDENTICAL)
+    _, copied = crawl.observed
+    assert copied["refers_to"] == SITE + "/logo.png?v=2"
+    assert (copied["record_id"], copied["warc_file"], copied["warc_offset"]) == (
+        original.record_id, original.warc_key, original.offset)
+    assert conditional_headers(copied) == {"If-Modified-Since": last_modified}
+
+    again = Capture(tmp_path / "again", payloads=PayloadIndex(tmp_path / "again.sqlite"))
+    again.archived.update({update["url"]: update for update in crawl.observed})
+    not_modified = again.writer.write_exchange(requisite("/logo.png?v=1", b"", status=304))
+    resent = again.writer.write_exchange(requisite("/logo.png?v=1", logo))
+    assert (not_modified.profile, resent.profile) == (REVISIT_NOT_MODIFIED, REVISIT_IDENTICAL)
+    again.writer.close()
+    ((warc, _index, _text),) = again.finished
+    revisits = [headers for kind, headers, _ in read_warc(again.root / warc.key)
+                if kind == "revisit"]
+    for headers in revisits:  # where the payload is, not the URL asked for
+        assert headers["WARC-Refers-To"] == original.record_id
+        assert headers["WARC-Refers-To-Target-URI"] == SITE + "/logo.png?v=2"
+    assert len(revisits) == 2
+
+    # new bytes under the copy's URL are its own capture again
+    again.archived.update({update["url"]: update for update in again.observed})
+    changed = again.writer.write_exchange(requisite("/logo.png?v=1", noise(8)))
+    assert changed.profile is None
+    assert again.observed[-1]["refers_to"] is None

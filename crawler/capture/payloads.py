@@ -10,6 +10,7 @@ interruption may have been cut off by the repair.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -23,20 +24,17 @@ class PayloadIndex:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE payload (digest TEXT PRIMARY KEY, url TEXT, "
-                         "captured_at TEXT, record_id TEXT)")
+        self._db.execute("CREATE TABLE payload (digest TEXT PRIMARY KEY, original TEXT)")
 
     def first(self, digest: str) -> dict[str, Any] | None:
-        """The capture a revisit of this payload refers to, shaped as a URL's state entry."""
-        row = self._db.execute("SELECT url, captured_at, record_id FROM payload WHERE "
-                               "digest = ?", (digest,)).fetchone()
-        if row is None:
-            return None
-        return {"url": row[0], "captured_at": row[1], "record_id": row[2], "digest": digest}
+        """The capture a revisit of this payload refers to (``writer.original_capture``)."""
+        row = self._db.execute("SELECT original FROM payload WHERE digest = ?",
+                               (digest,)).fetchone()
+        return None if row is None else json.loads(row[0])
 
-    def add(self, digest: str, url: str, captured_at: str, record_id: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO payload VALUES (?, ?, ?, ?)",
-                         (digest, url, captured_at, record_id))
+    def add(self, original: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR IGNORE INTO payload VALUES (?, ?)",
+                         (original["digest"], json.dumps(original)))
 
     def close(self) -> None:
         """Closed with the crawl's last shard: nothing refers to it any more."""

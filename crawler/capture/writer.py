@@ -114,49 +114,49 @@ class CaptureWriter:
         common = [("WARC-Date", ex.date), ("WARC-Target-URI", ex.url),
                   ("WARC-IP-Address", ex.ip_address), ("WARC-Warcinfo-ID", shard.warcinfo_id)]
         digest = sha1_digest(ex.response_body)
-        previous = self.previous(ex.url) if ex.outlet else None
-        profile = revisit_profile(ex, digest, previous)
+        own = self.previous(ex.url) if ex.outlet else None
+        profile = revisit_profile(ex, digest, own)
+        original = original_capture(own) if profile else None
         shared = self.payloads is not None and ex.requisite and _whole_payload(ex)
         if shared and profile is None and (first := self.payloads.first(digest)):
-            previous, profile = first, REVISIT_IDENTICAL
+            original, profile = first, REVISIT_IDENTICAL
         marks = shard.warc.mark(), shard.index.mark()
         try:
-            response = self._write_records(shard, ex, common, digest, profile, previous)
+            response = self._write_records(shard, ex, common, digest, profile, original)
         except OSError:
             shard.warc.rollback(marks[0])
             shard.index.rollback(marks[1])
             raise
         if shared and profile in (None, REVISIT_IDENTICAL):
-            original = previous if profile else {"url": ex.url, "captured_at": ex.date,
-                                                 "record_id": response.record_id}
-            self.payloads.add(digest, original["url"], original["captured_at"],
-                              original["record_id"])
+            self.payloads.add(original or original_capture(
+                {"url": ex.url, "captured_at": ex.date, "digest": digest,
+                 "record_id": response.record_id, **_pointer(response)}))
         shard.responses += 1
         shard.undecided += ex.awaits_spider and ex.status == 200 and not ex.truncated
         if profile:
             shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1
         if ex.outlet and (profile or (ex.status == 200 and not ex.truncated)):
-            self.observe(state_update(ex, response, profile))
+            self.observe(state_update(ex, response, profile, original, own))
         if shard.warc.size >= self.max_size:
             self.rotate()
         return response
 
     def _write_records(self, shard: _Shard, ex: Exchange, common: list[tuple[str, str | None]],
-                       digest: str, profile: str | None, previous: dict[str, Any] | None
+                       digest: str, profile: str | None, original: dict[str, Any] | None
                        ) -> WrittenRecord:
         """The exchange's response (or revisit) and request records and its index line."""
-        if profile and previous:
+        if profile and original:
             response = shard.warc.write_record(
                 "revisit",
                 _fields(*common, ("WARC-Profile", profile),
-                        ("WARC-Refers-To", previous["record_id"]),
-                        ("WARC-Refers-To-Target-URI", previous["url"]),
-                        ("WARC-Refers-To-Date", previous["captured_at"]),
-                        ("WARC-Payload-Digest", previous["digest"]),
+                        ("WARC-Refers-To", original["record_id"]),
+                        ("WARC-Refers-To-Target-URI", original["url"]),
+                        ("WARC-Refers-To-Date", original["captured_at"]),
+                        ("WARC-Payload-Digest", original["digest"]),
                         # WARC 1.1 6.7.2: an identical-digest revisit's block is the head only
                         ("WARC-Truncated", "length" if profile == REVISIT_IDENTICAL else None)),
                 (ex.response_head,), content_type="application/http; msgtype=response")
-            response = replace(response, payload_digest=previous["digest"], profile=profile)
+            response = replace(response, payload_digest=original["digest"], profile=profile)
         else:
             response = shard.warc.write_record(
                 "response",
@@ -309,18 +309,38 @@ def _whole_payload(ex: Exchange) -> bool:
     return ex.status == 200 and bool(ex.response_body) and not ex.truncated
 
 
-def state_update(ex: Exchange, written: WrittenRecord, profile: str | None) -> dict[str, Any]:
+def original_capture(entry: dict[str, Any]) -> dict[str, Any]:
+    """The full capture that holds a URL's archived payload, from its state entry: its own, or
+    the one under another URL that its identical-payload revisit referred to (``refers_to``)."""
+    return {"url": entry.get("refers_to") or entry["url"],
+            **{k: entry.get(k) for k in ("captured_at", "record_id", "digest", *_POINTER)}}
+
+
+def state_update(ex: Exchange, written: WrittenRecord, profile: str | None,
+                 original: dict[str, Any] | None, own: dict[str, Any] | None) -> dict[str, Any]:
     """What the URL's state learns from an exchange: a full capture replaces the archived
-    one; a revisit only marks the check (and refreshes the validators)."""
+    one; a revisit only marks the check (and refreshes the validators), but a revisit of
+    another URL's payload makes that capture this URL's own (``refers_to`` it), so that the
+    next crawl asks for it conditionally and its revisit refers to where the payload is."""
     update: dict[str, Any] = {"url": ex.url, "outlet": ex.outlet, "last_checked": ex.date,
                               "first_seen": ex.date}
     if ex.etag or ex.last_modified or not profile:
         update.update(etag=ex.etag, last_modified=ex.last_modified)
     if not profile:
-        update.update(digest=written.payload_digest, warc_file=written.warc_key,
-                      warc_offset=written.offset, warc_length=written.length,
-                      record_id=written.record_id, captured_at=ex.date)
+        update.update(digest=written.payload_digest, record_id=written.record_id,
+                      captured_at=ex.date, **_pointer(written))
+        if own and own.get("refers_to"):
+            update["refers_to"] = None
+    elif original and original["url"] != ex.url:
+        update.update(original, url=ex.url, refers_to=original["url"])
     return update
+
+
+_POINTER = ("warc_file", "warc_offset", "warc_length")
+
+
+def _pointer(written: WrittenRecord) -> dict[str, Any]:
+    return dict(zip(_POINTER, (written.warc_key, written.offset, written.length), strict=True))
 
 
 def _fields(*pairs: tuple[str, str | None]) -> list[tuple[str, str]]:
