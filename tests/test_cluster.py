@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,12 +43,17 @@ class RecordingHandler(OutletRequestHandler):
 
 
 class Site:
-    def __init__(self, root: Path, articles: int) -> None:
+    """A generated outlet; with `cdn`, its pages load a stylesheet, font, script and favicon
+    from it and their images from a CDN on 127.0.0.2."""
+
+    def __init__(self, root: Path, articles: int, *, cdn: bool = False) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.cdn = f"http://127.0.0.2:{free_port()}" if cdn else None
         subprocess.run([sys.executable, str(MAKE_SITE), "--out", str(root), "--articles",
-                        str(articles), "--base-url", self.base], check=True,
-                       stdout=subprocess.DEVNULL)
+                        str(articles), "--base-url", self.base,
+                        *(["--requisites", "--cdn-url", self.cdn] if self.cdn else [])],
+                       check=True, stdout=subprocess.DEVNULL)
         self.root = root
         self.truth = {json.loads(line)["url"] for line in
                       (root / "ground_truth.jsonl").read_text("utf-8").splitlines()}
@@ -80,6 +86,8 @@ def serve(site: Site) -> OutletServer:
 
 def write_config(tmp_path: Path, site: Site, redis: RedisServer, *, delay: float = 0,
                  warc_max_size: str = "1MB") -> Path:
+    # without a CDN of its own, its pages load images from img.cdn.invalid: no lookups outside
+    requisites = "true" if site.cdn else "false"
     config = tmp_path / "outlets.toml"
     config.write_text(f"""
 [archive]
@@ -97,7 +105,7 @@ warc_max_size = "{warc_max_size}"
 name = "bench"
 sitemaps = ["{site.base}/sitemap.xml"]
 allow = ['/news/']
-requisites = false  # its pages load images from img.cdn.invalid: no lookups outside
+requisites = {requisites}
 """)
     return config
 
@@ -292,4 +300,41 @@ def test_redis_stopped_mid_crawl_loses_nothing_and_a_rerun_completes(
     assert set(captured) >= small_site.truth | set(captured_before)
     texts = text_urls(listed(archive, manifest, "text"))
     assert set(texts) == small_site.truth
+    assert run_cli("verify", "-c", str(config)).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def cdn_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    return Site(tmp_path_factory.mktemp("cluster") / "site", 300, cdn=True)
+
+
+def test_two_workers_capture_what_the_pages_load_once_for_the_whole_crawl(
+        tmp_path: Path, cdn_site: Site, redis: RedisServer) -> None:
+    config = write_config(tmp_path, cdn_site, redis)
+    assert cdn_site.cdn is not None
+    cdn_host, cdn_port = cdn_site.cdn.removeprefix("http://").split(":")
+    with serve(cdn_site), OutletServer(cdn_site.root / "cdn", port=int(cdn_port),
+                                       host=cdn_host):
+        results = finish(start_workers(config, 2))
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    archive = tmp_path / "archive"
+    manifest = json.loads((the_crawl(archive) / "manifest.json").read_text())
+    warcs = listed(archive, manifest, "warc")
+    assert len({worker_of(p.name, the_crawl(archive).name) for p in warcs}) == 2
+    captured = pages(responses(warcs))
+    # what the pages load (src attributes, stylesheet and icon links, the stylesheet's url()s;
+    # not a preconnect's origin nor the logo their JSON-LD names), each fetched once by one of
+    # the two workers: the shared frontier decides a requisite for the whole crawl
+    www = cdn_site.root / "www"
+    reference = re.compile(
+        r'(?:src|rel="(?:stylesheet|icon)" href)="((?:/static/|http://127\.0\.0\.2)[^"]+)"')
+    named = {m for page in www.rglob("*.html") for m in reference.findall(page.read_text())}
+    named |= set(re.findall(r"url\(([^)]+)\)", (www / "static" / "site.css").read_text()))
+    loaded = {cdn_site.base + url if url.startswith("/") else url for url in named}
+    assert len(loaded) > 300
+    assert loaded <= set(captured), sorted(loaded - set(captured))[:5]
+    assert max(captured.values()) == 1, [u for u, n in captured.items() if n > 1][:5]
+    texts = text_urls(listed(archive, manifest, "text"))
+    assert set(texts) == cdn_site.truth and max(texts.values()) == 1
     assert run_cli("verify", "-c", str(config)).returncode == 0
