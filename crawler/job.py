@@ -24,6 +24,11 @@ def make_crawl_id(job: str, moment: datetime) -> str:
     return f"{job}-{moment.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
+def crawl_time(crawl_id: str) -> str:
+    """``job-20260807T101500Z`` -> ``20260807T101500Z``: when it started, sorting as time."""
+    return crawl_id.rsplit("-", 1)[-1]
+
+
 @dataclass(frozen=True)
 class CrawlJob:
     name: str

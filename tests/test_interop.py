@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -25,10 +26,12 @@ from typing import Any
 
 import pytest
 
+from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields
 from crawler.capture.writer import REVISIT_IDENTICAL, REVISIT_NOT_MODIFIED
 from tests.conftest import EXPECTED, ROOT, Outlet, crawl_local, run_cli, write_config
 from tests.test_crawl_local import warc_records
 from tests.test_replay import ACCEPT, CHROMIUM_FLAGS, fetch, home_rows, start_replay
+from tests.test_wacz import wacz_validate
 
 REPLAYWEBPAGE = ROOT / ".replaywebpage" / "package"  # scripts/dev.sh setup_replay unpacks it
 REPLAY_DEADLINE = 60.0
@@ -217,6 +220,58 @@ def test_wacz_replays_in_replaywebpage(crawl: dict[str, Any], outlet: Outlet,
             browser.close()
     replayed = next(frame for frame, text in texts.items() if sentence in text)
     assert replayed.startswith(f"{base}/replay/") and replayed.endswith(url), replayed
+
+
+def test_a_recrawls_wacz_carries_the_captures_its_revisits_stand_on(
+        crawl: dict[str, Any], outlet: Outlet, tmp_path: Path) -> None:
+    """In the re-check crawl the article is a 304 revisit and the home page an identical-payload
+    one: its WACZ carries the first crawl's captures of both, and ReplayWeb.page replays the
+    article from that package alone."""
+    article = EXPECTED["articles"][0]
+    url = outlet.url.rstrip("/") + article["path"]
+    sentence = article["paragraphs"][0][:80]
+    recheck = crawl["recheck"].name
+    with replaywebpage_site(tmp_path / "site", crawl["archive"], recheck, url) as base:
+        with zipfile.ZipFile(tmp_path / "site" / "crawl.wacz") as package:
+            index = [cdxj_fields(line) for line in
+                     package.read("indexes/index.cdxj").splitlines()]
+            names = set(package.namelist())
+        assert f"archive/{recheck}-originals.warc.gz" in names
+        full = {(f["url"], f["digest"]) for f in index if f["mime"] != REVISIT_MIME}
+        revisits = [f for f in index if f["mime"] == REVISIT_MIME]
+        assert outlet.url in {f["url"] for f in revisits}
+        assert all((f["url"], f["digest"]) in full for f in revisits)
+        # a 304 revisit replays empty in ReplayWeb.page: the index serves its original instead
+        assert not [f for f in revisits if f["status"] == "304"]
+        assert url in {f["url"] for f in index if f["mime"] != REVISIT_MIME}
+        browser = DevTools(tmp_path / "profile")
+        try:
+            browser.open(f"{base}/index.html")
+            deadline = time.monotonic() + REPLAY_DEADLINE
+            texts: dict[str, str] = {}
+            while not any(sentence in text for text in texts.values()):
+                assert time.monotonic() < deadline, f"the revisit did not replay: {texts}"
+                time.sleep(1)
+                texts = browser.frame_texts()
+        finally:
+            browser.screenshot(tmp_path / "replaywebpage.png")
+            browser.close()
+    assert wacz_validate(tmp_path / "site" / "crawl.wacz").returncode == 0
+
+
+def test_a_recrawls_wacz_says_which_revisits_stand_on_a_deleted_crawl(
+        crawl: dict[str, Any], tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    shutil.copytree(crawl["archive"], archive)
+    shutil.rmtree(archive / "crawls" / crawl["crawl_id"])
+    exported = run_cli("export-wacz", "--archive", str(archive), "--crawl",
+                       crawl["recheck"].name, "-o", str(tmp_path / "crawl.wacz"))
+    assert exported.returncode == 0, exported.stderr
+    assert "0 capture(s) of earlier crawls" in exported.stdout
+    revisits = sum(1 for r in warc_records(next(crawl["recheck"].glob("warc/*.warc.gz")))
+                   if r["type"] == "revisit")
+    assert f"{revisits} revisit(s) stand on captures no earlier crawl" in exported.stdout, \
+        exported.stdout
 
 
 def test_identical_payload_revisits_declare_their_truncation(crawl: dict[str, Any],

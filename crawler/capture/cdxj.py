@@ -54,6 +54,13 @@ def is_not_modified_revisit(fields: dict[str, Any]) -> bool:
     return fields.get("mime") == REVISIT_MIME and fields.get("status") == "304"
 
 
+def replays_empty(line: bytes) -> bool:
+    """A 304 revisit's line: pywb and ReplayWeb.page replay it as an empty 304 (ReplayWeb.page
+    takes it for a redirect), so a replay index leaves it out and the nearest full capture, the
+    same payload, is served instead (the archive's own index keeps it)."""
+    return REVISIT_MIME.encode() in line and is_not_modified_revisit(cdxj_fields(line))
+
+
 def timestamp14(warc_date: str) -> str:
     """``2025-08-14T10:00:00.123456Z`` -> ``20250814100000``."""
     return "".join(c for c in warc_date if c.isdigit())[:14]

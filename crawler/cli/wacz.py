@@ -34,6 +34,10 @@ def cmd_export_wacz(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"export-wacz: {args.output}: {exc.strerror or exc}") from exc
     print(f"{args.output}: WACZ {WACZ_VERSION} of crawl {args.crawl}: "
-          f"{package['warcs']} WARC file(s), {package['captures']} index lines, "
+          f"{package['warcs']} WARC file(s), {package['originals']} capture(s) of earlier "
+          f"crawls its revisits stand on, {package['captures']} index lines, "
           f"{package['pages']} pages with text, {Path(args.output).stat().st_size / 1e6:.2f} MB")
+    if package["unresolved"]:
+        print(f"  {package['unresolved']} revisit(s) stand on captures no earlier crawl in "
+              f"{store.uri} holds (a crawl deleted?): those pages do not replay from it")
     return EXIT_OK

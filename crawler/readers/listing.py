@@ -11,6 +11,7 @@ from typing import Any
 from isal import isal_zlib
 
 from crawler.errors import ArchiveError, StoreError
+from crawler.job import crawl_time
 from crawler.layout import (
     CRAWLS,
     committed_text_version,
@@ -70,7 +71,7 @@ def _crawl_objects(store: ArchiveStore) -> dict[str, list[int]]:
 
 
 def _oldest_first(crawl_ids: Iterable[str]) -> list[str]:
-    return sorted(crawl_ids, key=lambda c: (c.rsplit("-", 1)[-1], c))  # by the id's UTC time
+    return sorted(crawl_ids, key=lambda c: (crawl_time(c), c))
 
 
 def read_json(store: ArchiveStore, key: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crawler.capture.cdxj import REVISIT_MIME, cdxj_fields, is_not_modified_revisit, merge_lines
+from crawler.capture.cdxj import merge_lines, replays_empty
 from crawler.config import ArchiveConfig
 from crawler.errors import UsageError
 from crawler.readers.listing import complete_crawls, text_records
@@ -154,15 +154,9 @@ def build_index(store: ArchiveStore, manifests: Iterable[dict[str, Any]], out: P
             if entry["kind"] == "index":
                 path = parts / f"{len(paths):08d}.cdxj"
                 with store.open(entry["key"]) as src, open(path, "wb") as dst:
-                    dst.writelines(line for line in src if not _not_modified_revisit(line))
+                    dst.writelines(line for line in src if not replays_empty(line))
                 paths.append(path)
     return merge_sorted(paths, out)
-
-
-def _not_modified_revisit(line: bytes) -> bool:
-    """A revisit for a 304: pywb would replay it as an empty 304, so replay leaves it out and
-    serves the nearest full capture instead (the archive's own index keeps it)."""
-    return REVISIT_MIME.encode() in line and is_not_modified_revisit(cdxj_fields(line))
 
 
 def merge_sorted(paths: list[Path], out: Path, fan_in: int = MERGE_FAN_IN) -> int:

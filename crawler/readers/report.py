@@ -18,6 +18,7 @@ from html import escape
 from typing import Any
 
 from crawler.health import SHARES, flagged
+from crawler.job import crawl_time
 from crawler.readers.edits import Edited, edited_articles
 from crawler.readers.listing import iter_crawls
 from crawler.readers.progress import Progress
@@ -380,6 +381,6 @@ def _in_period(moment: str | None, since: str | None) -> bool:
 
 def _crawl_start(crawl_id: str) -> str:
     """``job-20260807T101500Z`` -> ``2026-08-07``: when a crawl without manifest started."""
-    stamp = crawl_id.rsplit("-", 1)[-1]
+    stamp = crawl_time(crawl_id)
     return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}"
 

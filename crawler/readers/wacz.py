@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -29,9 +28,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from crawler import __version__
-from crawler.capture.cdxj import merge_lines
+from crawler.capture.cdxj import cdxj_fields, merge_lines, replays_empty, write_sorted
 from crawler.errors import ArchiveError
 from crawler.readers.listing import text_records
+from crawler.readers.originals import Originals, read_originals
 from crawler.store.backends import ArchiveStore
 
 WACZ_VERSION = "1.1.1"
@@ -51,8 +51,10 @@ def export_wacz(store: ArchiveStore, manifest: dict[str, Any], output: Path,
             names = {e["key"]: e["key"].rsplit("/", 1)[-1] for e in warcs}
             for entry in warcs:
                 package.copy_warc(store, entry, names[entry["key"]])
-            captures = package.index(store, [e for e in manifest["files"]
-                                             if e["kind"] == "index"], names)
+            indexes = package.fetch_indexes(store, [e for e in manifest["files"]
+                                                    if e["kind"] == "index"], names)
+            originals = package.originals(store, manifest["crawl_id"], indexes)
+            captures = package.index(indexes)
             pages = package.pages(text_records(store, [manifest]),
                                   title or _title(manifest))
             package.datapackage(title or _title(manifest), manifest)
@@ -60,7 +62,7 @@ def export_wacz(store: ArchiveStore, manifest: dict[str, Any], output: Path,
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return {"warcs": len(warcs), "captures": captures, "pages": pages}
+    return {"warcs": len(warcs), "captures": captures, "pages": pages, **originals}
 
 
 class _Package:
@@ -105,20 +107,56 @@ class _Package:
             raise ArchiveError(f"{entry['key']} differs from its manifest entry (size or "
                                f"sha256); run `newsarchive verify --crawl ...`")
 
-    def index(self, store: ArchiveStore, indexes: list[dict[str, Any]],
-              names: dict[str, str]) -> int:
-        """One sorted CDXJ of every WARC, ``filename`` relative to ``archive/``."""
+    def fetch_indexes(self, store: ArchiveStore, indexes: list[dict[str, Any]],
+                      names: dict[str, str]) -> list[Path]:
+        """The crawl's index files, copied to the work directory with ``filename`` turned
+        into the WARC's name in the zip."""
         parts = self.work / "indexes"
         parts.mkdir()
+        local = []
+        for number, entry in enumerate(indexes):
+            local.append(parts / f"{number}.cdxj")
+            with store.open(entry["key"]) as src, open(local[-1], "wb") as dst:
+                dst.writelines(_relative(src, names))
+        return local
+
+    def originals(self, store: ArchiveStore, crawl_id: str, indexes: list[Path]
+                  ) -> dict[str, int]:
+        """``archive/{crawl}-originals.warc.gz``: the earlier crawls' captures that this
+        crawl's revisits stand on, so the package replays alone; their index lines join
+        `indexes`. The number of originals, and of revisits whose original no earlier crawl
+        holds (a deleted crawl)."""
+        wanted = Originals(self.work)
+        try:
+            for path in indexes:
+                with open(path, "rb") as lines:
+                    wanted.want(lines)
+            wanted.search(store, crawl_id)
+            found = wanted.found()
+            unresolved = wanted.unresolved
+        finally:
+            wanted.close()
+        if found:
+            name = f"{crawl_id}-originals.warc.gz"
+            unsorted = self.work / "originals.unsorted"
+            with open(unsorted, "wb") as out:
+                offset = 0
+                for original in found:
+                    out.write(_moved(original.line, name, offset))
+                    offset += original.length
+            self.add(f"archive/{name}", offset, read_originals(store, found),
+                     zipfile.ZIP_STORED)
+            indexes.append(self.work / "originals.cdxj")
+            write_sorted(unsorted, indexes[-1])
+        return {"originals": len(found), "unresolved": unresolved}
+
+    def index(self, indexes: list[Path]) -> int:
+        """One sorted CDXJ of every WARC in the package, but for its 304 revisits: the page
+        replays from the capture they stand on (``cdxj.replays_empty``)."""
         with self.entry("indexes/index.cdxj") as write, ExitStack() as stack:
-            files: list[IO[bytes]] = []
-            for number, entry in enumerate(indexes):
-                local = parts / f"{number}.cdxj"
-                with store.open(entry["key"]) as src, open(local, "wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
-                files.append(stack.enter_context(open(local, "rb")))
-            lines = merge_lines([_relative(f, names) for f in files], write)
-        shutil.rmtree(parts)
+            files = [stack.enter_context(open(p, "rb")) for p in indexes]
+            lines = merge_lines([(line for line in f if not replays_empty(line))
+                                 for f in files], write)
         return lines
 
     def pages(self, records: Iterable[dict[str, Any]], title: str) -> int:
@@ -169,15 +207,21 @@ def _relative(lines: Iterable[bytes], names: dict[str, str]) -> Iterator[bytes]:
     Only the json's last field changes, so each input stays sorted and the merge is too.
     """
     for line in lines:
-        surt, timestamp, data = line.rstrip(b"\n").split(b" ", 2)
-        fields = json.loads(data)
-        try:
-            fields["filename"] = names[fields["filename"]]
-        except KeyError:
+        fields = cdxj_fields(line)
+        if fields["filename"] not in names:
             raise ArchiveError(f"index line for {fields.get('url')} points at "
-                               f"{fields.get('filename')}, not a WARC of this crawl") from None
-        yield b" ".join((surt, timestamp, json.dumps(fields, ensure_ascii=False).encode())) \
-            + b"\n"
+                               f"{fields.get('filename')}, not a WARC of this crawl")
+        yield _rewritten(line, {**fields, "filename": names[fields["filename"]]})
+
+
+def _moved(line: bytes, name: str, offset: int) -> bytes:
+    """An original's index line, pointing at its copy in the package."""
+    return _rewritten(line, {**cdxj_fields(line), "filename": name, "offset": str(offset)})
+
+
+def _rewritten(line: bytes, fields: dict[str, Any]) -> bytes:
+    surt, timestamp, _ = line.split(b" ", 2)
+    return b" ".join((surt, timestamp, json.dumps(fields, ensure_ascii=False).encode())) + b"\n"
 
 
 def _jsonl(obj: dict[str, Any]) -> bytes:
