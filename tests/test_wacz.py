@@ -21,6 +21,9 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawler.capture.cdxj import cdxj_line, timestamp14
 from crawler.capture.warc import WarcFile, warc_date
+from crawler.errors import ArchiveError
+from crawler.readers.originals import Original, read_originals
+from crawler.store.backends import LocalStore
 from tests.conftest import EXPECTED, Outlet, crawl_local, crawl_s3, run_cli, s3_env
 from tests.s3server import S3Server
 
@@ -217,3 +220,28 @@ def test_memory_stays_flat_on_a_large_crawl(tmp_path: Path) -> None:
         assert grown < warc_size / 4, f"{name}: {grown / 1e6:.0f} MB more than `ls` " \
                                       f"for a {warc_size / 1e6:.0f} MB WARC"
     assert (tmp_path / "big.wacz").stat().st_size > warc_size
+
+
+class CountingStore(LocalStore):
+    """A local archive that counts its ranged reads (each is a GET on S3)."""
+
+    reads = 0
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        self.reads += 1
+        return super().read_range(key, offset, length)
+
+
+def test_originals_close_together_are_read_in_one_ranged_read(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path)
+    members = [gzip.compress(f"record {i} ".encode() * 50) for i in range(6)]
+    (tmp_path / "a.warc.gz").write_bytes(b"".join(members[:4]))
+    (tmp_path / "b.warc.gz").write_bytes(b"".join(members[4:]))
+    offsets = [sum(len(m) for m in members[:i]) for i in range(4)] + [0, len(members[4])]
+    keys = ["a.warc.gz"] * 4 + ["b.warc.gz"] * 2
+    wanted = [Original(b"", keys[i], offsets[i], len(members[i])) for i in (0, 1, 3, 4, 5)]
+    assert list(read_originals(store, wanted)) == [members[i] for i in (0, 1, 3, 4, 5)]
+    assert store.reads == 2  # one per WARC: the gaps between them are small
+    (tmp_path / "a.warc.gz").write_bytes(b"".join(members[:3]))  # the last one cut off
+    with pytest.raises(ArchiveError, match="ends before the capture"):
+        list(read_originals(store, wanted[2:3]))
