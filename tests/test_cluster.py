@@ -1,6 +1,7 @@
 """One crawl job run by three worker processes sharing a real redis-server: every article
 archived exactly once, one manifest, the job-wide request rate; a worker killed with SIGKILL
-mid-crawl and Redis stopped mid-crawl lose nothing."""
+mid-crawl and Redis stopped mid-crawl lose nothing; what pages load is captured once for the
+whole crawl, and ls, dump and export-wacz see one crawl."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
@@ -338,3 +340,19 @@ def test_two_workers_capture_what_the_pages_load_once_for_the_whole_crawl(
     texts = text_urls(listed(archive, manifest, "text"))
     assert set(texts) == cdn_site.truth and max(texts.values()) == 1
     assert run_cli("verify", "-c", str(config)).returncode == 0
+    # the readers see one crawl, whatever the number of workers that wrote it
+    crawl_id = the_crawl(archive).name
+    listing = run_cli("ls", "-c", str(config)).stdout
+    (row,) = [line for line in listing.splitlines() if line.startswith(crawl_id)]
+    assert row.split()[1:4] == ["complete", str(sum(responses(warcs).values())), "300"], listing
+    dumped = run_cli("dump", "-c", str(config)).stdout.splitlines()
+    assert sorted(json.loads(line)["url"] for line in dumped) == sorted(cdn_site.truth)
+    exported = run_cli("export-wacz", "-c", str(config), "--crawl", crawl_id,
+                       "-o", str(tmp_path / "crawl.wacz"))
+    assert exported.returncode == 0, exported.stderr
+    with zipfile.ZipFile(tmp_path / "crawl.wacz") as package:
+        packaged = {json.loads(line.split(b" ", 2)[2])["url"]
+                    for line in package.read("indexes/index.cdxj").splitlines()}
+        assert {n.removeprefix("archive/") for n in package.namelist()
+                if n.startswith("archive/")} == {p.name for p in warcs}
+    assert loaded | cdn_site.truth <= packaged
