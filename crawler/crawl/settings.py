@@ -21,7 +21,10 @@ DOWNLOAD_HANDLERS = {
 DOWNLOADER_MIDDLEWARES = {
     # first: off-outlet and internal URLs are refused before robots.txt or a slot is involved
     "crawler.crawl.politeness.OutletScopeMiddleware": 50,
-    # after RobotsTxtMiddleware (100): the host's Crawl-delay is known
+    # Scrapy's, but every request waiting for a host's robots.txt gets its rules
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.crawl.robots.RobotsTxtMiddleware": 100,
+    # after robots.txt: the host's Crawl-delay is known
     "crawler.crawl.politeness.OutletSlotMiddleware": 110,
     # a resumed crawl answers what it captured before it was killed from its own WARCs
     "crawler.crawl.resume.ArchivedResponseMiddleware": 120,
