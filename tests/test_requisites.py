@@ -198,19 +198,30 @@ def test_requisites_past_their_size_limit_are_not_fetched_or_are_cut(
     assert "refused/too_large 2" in first["stdout"], first["stdout"]
 
 
-def test_a_second_crawl_stores_no_requisite_again(first: dict[str, Any], site: Site,
-                                                 tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def again(first: dict[str, Any], site: Site) -> dict[str, Any]:
+    """A second crawl into the same archive that re-checks every article, one of them edited:
+    the others answer 304."""
     article = site.www / "articles" / "first.html"
     original = article.read_text("utf-8")
     article.write_text(original.replace("a third one that ends here", "a third one, edited"),
                        "utf-8")
     try:
-        again = crawl(first["work"], site, "--recheck")
+        return crawl(first["work"], site, "--recheck")
     finally:
         article.write_text(original, "utf-8")
+
+
+def test_a_second_crawl_stores_no_requisite_again(first: dict[str, Any], again: dict[str, Any],
+                                                 site: Site, tmp_path: Path) -> None:
     requisites = {u: r for u, r in again["records"].items() if "/req/" in u}
     assert requisites, "the edited article's requisites were not checked again"
     assert site.outlet.url + "req/site.css" in requisites
+    # an unchanged article answers 304: what it loads is read from its archived capture and
+    # checked again too (the logo's second URL is on that article alone)
+    (second,) = again["records"][site.outlet.url + "articles/second.html"]
+    assert second[1].get_header("WARC-Profile").endswith("/server-not-modified")
+    assert site.outlet.url + "req/logo.png?v=2" in requisites
     stored_again = {u for u, r in requisites.items() if r[0][0] == "response" and r[0][2]
                     and "stream.ogg" not in u}  # a truncated stream is no payload to compare
     assert stored_again == set()
@@ -219,6 +230,18 @@ def test_a_second_crawl_stores_no_requisite_again(first: dict[str, Any], site: S
     assert "If-Modified-Since" in asked["/req/fixture-serif.ttf"]
     assert "If-Modified-Since" not in asked["/req/site.css"]
     assert "unchanged" in again["stdout"]
+    # the second crawl's WACZ alone holds every requisite's payload: its own captures and the
+    # first crawl's that its revisits stand on
+    wacz = tmp_path / "again.wacz"
+    exported = run_cli("export-wacz", "--archive", str(first["work"] / "archive"), "--crawl",
+                       again["dir"].name, "-o", str(wacz))
+    assert exported.returncode == 0, exported.stderr + exported.stdout
+    with zipfile.ZipFile(wacz) as package:
+        index = [json.loads(line.split(b" ", 2)[2])
+                 for line in package.read("indexes/index.cdxj").splitlines()]
+    assert expected_requisites(site) <= {f["url"] for f in index}
+    payloads = {f["digest"] for f in index if f["mime"] != "warc/revisit"}
+    assert {f["digest"] for f in index if f["mime"] == "warc/revisit"} <= payloads
 
 
 def test_verify_and_the_wacz_see_the_requisites(first: dict[str, Any], site: Site,
@@ -248,6 +271,44 @@ def test_media_bodies_can_be_left_out_posters_are_kept(site: Site, tmp_path: Pat
     assert "/req/poster.png" in fetched
     assert not fetched & {"/req/clip.webm", "/req/stream.ogg", "/req/big.webm"}
     assert "skipped/media 3" in result["stdout"], result["stdout"]
+
+
+class SlowRobotsHandler(RecordingHandler):
+    """A host whose robots.txt (``Disallow: /private/``) takes a second to come."""
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+        if self.path == "/robots.txt":
+            time.sleep(1)
+        super().do_GET()
+
+
+def test_every_request_waiting_for_a_hosts_robots_txt_obeys_it(tmp_path: Path) -> None:
+    """Five images under a path the CDN's robots.txt disallows, asked for at once while that
+    robots.txt is slow to come: none is fetched (Scrapy 2.19's own middleware lets all but
+    the first through)."""
+    (tmp_path / "cdn" / "private").mkdir(parents=True)
+    (tmp_path / "cdn" / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
+    (tmp_path / "www").mkdir()
+    with OutletServer(tmp_path / "cdn", handler=SlowRobotsHandler, host=CDN_HOST) as cdn, \
+            OutletServer(tmp_path / "www") as outlet:
+        images = "".join(f'<img src="{cdn.url}private/{n}.png">' for n in range(5))
+        (tmp_path / "www" / "index.html").write_text(
+            f"<html><head><title>Home</title></head><body>{images}</body></html>")
+        asked = recording(cdn)
+        config = tmp_path / "outlets.toml"
+        config.write_text(f"""
+[archive]
+uri = "{tmp_path / 'archive'}"
+[crawl]
+user_agent = "newsarchive-tests/0.1 (+https://example.org/contact)"
+[[outlets]]
+name = "robots"
+start_urls = ["{outlet.url}"]
+""")
+        result = run_cli("crawl", "-c", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [path for path, _ in asked] == ["/robots.txt"]
+    assert "skipped/robots 5" in result.stdout, result.stdout
 
 
 # ---------------------------------------------------------------- the readers' parts
@@ -409,27 +470,23 @@ RENDERED = """(() => {
 })()"""
 
 
+@pytest.mark.parametrize("which", ["first", "again"])
 def test_the_wacz_replays_with_its_requisites_in_replaywebpage(
-        first: dict[str, Any], site: Site, tmp_path: Path) -> None:
-    from tests.test_interop import REPLAY_DEADLINE, DevTools, replaywebpage_site
+        which: str, first: dict[str, Any], site: Site, tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
+    """The first crawl's WACZ, and the second's, where the article and most of what it loads
+    answered 304: that package holds the first crawl's captures they stand on."""
+    from tests.test_interop import DevTools, replay_until, replaywebpage_site
     article = f"{site.outlet.url}articles/second.html"
-    with replaywebpage_site(tmp_path / "site", first["work"] / "archive", first["dir"].name,
+    crawl_dir = request.getfixturevalue(which)["dir"]
+    with replaywebpage_site(tmp_path / "site", first["work"] / "archive", crawl_dir.name,
                             article, height=1400) as base:
         browser = DevTools(tmp_path / "profile")
         rendered = False
         try:
-            browser.open(f"{base}/index.html")
-            start = time.monotonic()
-            reloaded = False
-            while not rendered and time.monotonic() < start + 2 * REPLAY_DEADLINE:
-                time.sleep(1)
-                rendered = any(_evaluate(browser, frame, RENDERED)
-                               for frame in _frames(browser) if frame["url"].endswith(article))
-                if not (rendered or reloaded) and time.monotonic() > start + REPLAY_DEADLINE:
-                    # on a busy machine the player's frame can load before its service worker
-                    # took over (the server's directory listing): reload, as a person would
-                    browser.call("Page.reload")
-                    reloaded = True
+            rendered = replay_until(browser, f"{base}/index.html", lambda: any(
+                _evaluate(browser, frame, RENDERED)
+                for frame in _frames(browser) if frame["url"].endswith(article)))
         finally:
             browser.screenshot(tmp_path / "replaywebpage.png")  # what a person would have seen
             browser.close()

@@ -42,6 +42,7 @@ from crawler.capture.stored import StoredResponse, read_stored_response
 from crawler.capture.writer import REVISIT_NOT_MODIFIED
 from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
+from crawler.extraction.decoding import decoded_page
 from crawler.files import sha256_file
 from crawler.job import CrawlJob
 from crawler.layout import (
@@ -189,6 +190,14 @@ def read_response(run: ArchivingExtension, warc_file: str, offset: int,
             f.seek(offset)
             return read_stored_response(f.read(length))
     return read_stored_response(run.store.read_range(warc_file, offset, length))
+
+
+def archived_page(run: ArchivingExtension, entry: dict[str, Any]) -> tuple[bytes, str]:
+    """The body and encoding of a URL's archived capture (its state entry), as the spider saw
+    them when it was fetched."""
+    stored = read_response(run, entry["warc_file"], entry["warc_offset"], entry["warc_length"])
+    return decoded_page(stored.payload, stored.header("Content-Encoding"),
+                        stored.header("Content-Type"))
 
 
 # ---------------------------------------------------------------- the middleware

@@ -31,13 +31,14 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet import threads
 from twisted.python.failure import Failure
 
 from crawler.config import OutletConfig, load_config, parse_since
 from crawler.crawl.archiving import ArchivingExtension
 from crawler.crawl.politeness import outlet_stat
 from crawler.crawl.resolve import resolve
-from crawler.crawl.resume import reset_queue
+from crawler.crawl.resume import archived_page, reset_queue
 from crawler.crawl.threads import run_in
 from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
 from crawler.discovery.css import InlineStyles
@@ -55,6 +56,7 @@ from crawler.discovery.markup import (
     stylesheet_requisites,
 )
 from crawler.discovery.urls import HostScope, canonical_url
+from crawler.errors import ArchiveError, NewsarchiveError
 from crawler.job import CrawlJob
 from crawler.store.state import StateIndex, conditional_headers, recheck_due
 
@@ -193,7 +195,9 @@ class OutletSpider(scrapy.Spider):
                 "max_page_size": outlet.crawl.max_page_size,
                 "download_maxsize": outlet.crawl.max_page_size}
         if archived and archived.get("article"):
-            headers.update(conditional_headers(archived))
+            if conditional := conditional_headers(archived):
+                headers.update(conditional)
+                meta["handle_httpstatus_list"] = [304]  # parse_not_modified
             meta["previous_text"] = archived.get("text")  # the text a new revision follows
         if listed is not None:
             meta["listed_date"] = listed.date
@@ -266,9 +270,8 @@ class OutletSpider(scrapy.Spider):
                         else "refused/too_large")
         elif failure.check(HttpError):
             if failure.value.response.status == 304:  # type: ignore[union-attr]
-                # a revisit record: no new text (or requisite body)
-                self._count(outlet, "requisites/unchanged" if request.meta.get("requisite")
-                            else "articles/unchanged")
+                # a requisite's revisit record (an article's goes to parse_not_modified)
+                self._count(outlet, "requisites/unchanged")
             # other statuses are counted where they were downloaded
         elif not failure.check(IgnoreRequest):
             logger.warning("%s: %s failed: %s", outlet.name, request.url, failure.value)
@@ -353,11 +356,16 @@ class OutletSpider(scrapy.Spider):
             # an article's text goes into it (crawler.capture.writer); an article says it when
             # its text is announced
             capture = response.meta.get(CAPTURE_META)
-            if not text_follows and capture and ARCHIVED_FLAG not in response.flags:
+            if not text_follows and capture and ARCHIVED_FLAG not in response.flags \
+                    and response.status == 200:
                 self.archiving.decided(capture["warc_file"])
 
     async def parse_page(self, outlet: OutletConfig, response: Response) -> AsyncIterator[Any]:
         """A page: an article's item (and requisites), or a section page's links."""
+        if response.status == 304:
+            async for request in self.parse_not_modified(outlet, response):
+                yield request
+            return
         if not isinstance(response, TextResponse) or b"html" not in (
                 response.headers.get(b"Content-Type") or b"text/html"):
             return
@@ -384,6 +392,29 @@ class OutletSpider(scrapy.Spider):
                 if feed := self._request(outlet, href, "feed", callback=self.parse_listing):
                     yield feed
         for request in self.follow(outlet, response, markup):
+            yield request
+
+    async def parse_not_modified(self, outlet: OutletConfig, response: Response
+                                 ) -> AsyncIterator[scrapy.Request]:
+        """An archived article that answered 304: no new text, but what it loads is read from
+        the capture it stands for and checked again, so this crawl holds the page's look too
+        (its WACZ replays it). When that capture cannot be read, that is counted."""
+        self._count(outlet, "articles/unchanged")
+        if not outlet.crawl.requisites:
+            return
+        entry = self.archived.get(response.url)
+        try:
+            if not (entry and entry.get("warc_file")):
+                raise ArchiveError("no archived capture in the URL's state")
+            body, encoding = await threads.deferToThread(archived_page, self.archiving, entry)
+        except (OSError, NewsarchiveError) as exc:
+            logger.warning("%s: the archived capture of %s could not be read for its "
+                           "requisites: %s", outlet.name, response.url, exc)
+            self._count(outlet, "requisites/skipped/unread_304")
+            return
+        markup: Markup = await run_in(self._markup_reader, partial(
+            read_markup, body, response.url, encoding, styles=self._styles))
+        for request in self.requisites(outlet, markup.requisites, 1, response.url):
             yield request
 
     async def parse_requisite(self, outlet: OutletConfig, response: Response

@@ -27,6 +27,14 @@ _CHUNK = 64 * 1024
 _DEFAULT_ENCODING = "ascii"  # TextResponse's, before it infers one from the body
 
 
+def decoded_page(payload: bytes, content_encoding: list[str], content_type: list[str]
+                 ) -> tuple[bytes, str]:
+    """A stored page's body and encoding as a crawl's spider saw them: Content-Encoding undone,
+    the encoding found as Scrapy finds it (the last Content-Type counts, as in its Headers)."""
+    body = decode_content(payload, content_encoding)
+    return body, page_encoding(body, content_type[-1] if content_type else "")
+
+
 def page_encoding(body: bytes, content_type: str = "") -> str:
     """The encoding Scrapy's TextResponse gives a page: its BOM, the Content-Type charset, the
     charset the page declares, else one inferred from the bytes."""

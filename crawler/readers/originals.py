@@ -1,17 +1,21 @@
-"""The full captures a crawl's revisit records stand on, found in the earlier crawls, so that a
+"""The captures a crawl's revisit records stand on, found in the earlier crawls, so that a
 package of that crawl alone (a WACZ) replays its unchanged pages and what they load.
 
 An incremental crawl stores an unchanged page or image as a revisit: its payload is in the
 capture it refers to, usually in an earlier crawl. pywb finds that capture across the whole
 archive; a package of one crawl must carry it. A revisit's index line names its URL and the
-payload digest of the capture it refers to; the original is the newest full capture with that
-digest in an earlier crawl, under the same URL (a 304, or the same bytes again), or, for a
-requisite that was the copy of another URL's payload, under any URL.
+payload digest of the capture it stands on. What it needs, for each (URL, digest):
 
-Earlier crawls are read newest first, one index file at a time, and only until every wanted
-digest has its original under the same URL; what is wanted and found is kept in SQLite in the
-work directory, so memory stays flat whatever the crawl's size. The originals are then read with
-ranged reads, neighbours in one WARC coalesced into one read.
+- the URL's own newest earlier capture with that digest: a full one (a 304, or the same bytes
+  again), or an identical-payload revisit (a requisite whose bytes were first fetched under
+  another URL, a cache-busting query string), which replays from that other URL's capture;
+- for the latter, or when the URL has no earlier capture of its own, a full capture of the
+  payload under any URL.
+
+Earlier crawls are read newest first, one index file at a time, and only until every revisit
+has what it needs; what is wanted and found is kept in SQLite in the work directory, so memory
+stays flat whatever the crawl's size. The captures are then read with ranged reads, neighbours in
+one WARC coalesced into one read.
 """
 
 from __future__ import annotations
@@ -43,21 +47,25 @@ class Original:
 
 
 class Originals:
-    """The wanted digests (``want``), then the captures found for them (``search``)."""
+    """The captures wanted (``want``), then those found for them (``search``, ``found``).
+
+    A wanted row is a revisit's (digest, url); ``own`` is the URL's own earlier capture with
+    that digest (``own_full``: a full one, not a revisit), ``payload`` a full capture of the
+    digest under any URL."""
 
     def __init__(self, work: Path) -> None:
         self._db = sqlite3.connect(work / "originals.sqlite")
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE wanted (digest TEXT, url TEXT, line BLOB, "
-                         "same_url INTEGER, PRIMARY KEY (digest, url))")
+        self._db.execute("CREATE TABLE wanted (digest TEXT, url TEXT, own BLOB, "
+                         "own_full INTEGER, payload BLOB, PRIMARY KEY (digest, url))")
         self._db.execute("CREATE TABLE present (digest TEXT, url TEXT, "
                          "PRIMARY KEY (digest, url))")
         self.unresolved = 0
 
     def want(self, lines: Iterable[bytes]) -> None:
-        """Read a crawl's index lines: each revisit wants the capture of its URL with its
-        digest, unless the crawl itself holds it."""
+        """Read a crawl's index lines: each revisit wants the captures it stands on, unless
+        the crawl itself holds a full capture of its URL with its digest."""
         with self._db:
             for line in lines:
                 fields = cdxj_fields(line)
@@ -71,7 +79,7 @@ class Originals:
         """Look for the wanted captures in the crawls before `crawl_id`, newest first."""
         earlier = [c for c in crawl_ids(store) if crawl_time(c) < crawl_time(crawl_id)]
         for crawl in reversed(earlier):
-            if not self._open():
+            if not self._count(_OPEN):
                 break
             if not store.stat(manifest_key(crawl)):
                 continue  # not complete: no reader takes it as part of the archive
@@ -80,45 +88,54 @@ class Originals:
                 if entry["kind"] == "index":
                     with store.open(entry["key"]) as index, self._db:
                         self._match(index)
-        # a revisit of a payload this crawl fetched first under another URL needs no original
-        self.unresolved = self._count("line IS NULL AND digest NOT IN "
+        # no payload anywhere (a crawl deleted?), unless this crawl fetched it under another URL
+        self.unresolved = self._count("own_full IS NOT 1 AND payload IS NULL AND digest NOT IN "
                                       "(SELECT digest FROM present)")
-
-    def _open(self) -> int:
-        """Wanted digests without a capture under their own URL yet."""
-        return self._count("same_url IS NOT 1")
 
     def _count(self, where: str) -> int:
         return self._db.execute(f"SELECT count(*) FROM wanted WHERE {where}").fetchone()[0]
 
     def _match(self, index: IO[bytes]) -> None:
-        """A full capture with a wanted digest becomes the original of each revisit with that
-        digest that has none yet, or one under another URL while it is under the revisit's."""
+        """Each line of an earlier crawl's index fills what the revisits with its digest still
+        lack: under their URL, a full capture (or, failing one so far, a revisit that is not a
+        304's); under any URL, a full capture for its payload."""
         for line in index:
             fields = cdxj_fields(line)
-            if fields.get("mime") == REVISIT_MIME:
-                continue
-            for url, found in self._db.execute(
-                    "SELECT url, line FROM wanted WHERE digest = ? AND same_url IS NOT 1",
+            full = fields.get("mime") != REVISIT_MIME
+            if not full and fields.get("status") == "304":
+                continue  # replays empty: never what a package serves
+            for url, own, payload in self._db.execute(
+                    f"SELECT url, own, payload FROM wanted WHERE digest = ? AND {_OPEN}",
                     (fields["digest"],)).fetchall():
-                same = fields["url"] == url
-                if found is None or same:
-                    self._db.execute("UPDATE wanted SET line = ?, same_url = ? "
-                                     "WHERE digest = ? AND url = ?",
-                                     (line, int(same), fields["digest"], url))
+                if fields["url"] == url and (full or own is None):
+                    own = line
+                if full and payload is None:
+                    payload = line
+                self._db.execute("UPDATE wanted SET own = ?, own_full = ?, payload = ? "
+                                 "WHERE digest = ? AND url = ?",
+                                 (own, int(full and own is line), payload, fields["digest"],
+                                  url))
 
     def found(self) -> list[Original]:
-        """The originals found, each once, in the order of their WARCs' bytes."""
+        """The captures found, each once, in the order of their WARCs' bytes."""
         seen: dict[tuple[str, int], Original] = {}
-        for (line,) in self._db.execute("SELECT line FROM wanted WHERE line IS NOT NULL"):
-            fields = cdxj_fields(line)
-            place = (fields["filename"], int(fields["offset"]))
-            seen.setdefault(place, Original(bytes(line), place[0], place[1],
-                                            int(fields["length"])))
+        for own, own_full, payload in self._db.execute(
+                "SELECT own, own_full, payload FROM wanted"):
+            for line in (own, None if own_full else payload):
+                if line is None:
+                    continue
+                fields = cdxj_fields(line)
+                place = (fields["filename"], int(fields["offset"]))
+                seen.setdefault(place, Original(bytes(line), place[0], place[1],
+                                                int(fields["length"])))
         return sorted(seen.values(), key=lambda o: (o.key, o.offset))
 
     def close(self) -> None:
         self._db.close()
+
+
+# a revisit that still lacks what it stands on
+_OPEN = "own_full IS NOT 1 AND (own IS NULL OR payload IS NULL)"
 
 
 def read_originals(store: ArchiveStore, originals: list[Original]) -> Iterator[bytes]:

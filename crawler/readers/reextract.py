@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crawler.capture.stored import StoredResponse, stored_response
+from crawler.capture.stored import stored_response
 from crawler.capture.text_shard import TextShard
 from crawler.config import Config, OutletConfig
 from crawler.errors import ArchiveError
-from crawler.extraction.decoding import decode_content, page_encoding
+from crawler.extraction.decoding import decoded_page
 from crawler.extraction.document import extract_document
 from crawler.extraction.pool import ExtractionPool
 from crawler.extraction.templates import TemplateLearner
@@ -210,7 +210,8 @@ def _pages(store: ArchiveStore, warc_key: str,
                                                      "body": outlet.body})
             # The page as the spider handed it over: what the crawl's record took from it
             # (url, outlet, expected language...), then what the capture itself says.
-            yield Page(*_decoded(stored), tuple(outlet.prune),
+            yield Page(*decoded_page(stored.payload, stored.header("Content-Encoding"),
+                                    stored.header("Content-Type")), tuple(outlet.prune),
                        outlet.body, {
                 **own,
                 "language": own.get("language_expected"),
@@ -221,14 +222,6 @@ def _pages(store: ArchiveStore, warc_key: str,
     if left:
         raise ArchiveError(f"{warc_key}: no record at offset(s) {sorted(left)[:5]} that the "
                            f"crawl's text points at")
-
-
-def _decoded(stored: StoredResponse) -> tuple[bytes, str]:
-    """The body and encoding the crawl's spider saw (the crawl extracted this page, so it was
-    text): Content-Encoding undone, the encoding found as Scrapy finds it."""
-    body = decode_content(stored.payload, stored.header("Content-Encoding"))
-    content_type = stored.header("Content-Type")  # the last one counts, as in Scrapy's Headers
-    return body, page_encoding(body, content_type[-1] if content_type else "")
 
 
 # ---------------------------------------------------------------- extraction pool
