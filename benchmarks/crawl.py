@@ -16,10 +16,12 @@ stylesheet, font, script and favicon on the outlet, a photo and ~15 thumbnails p
 CDN host served on 127.0.0.2), crawls it with requisites on and again with ``requisites =
 false``, times the discovery of requisites per page (the markup read whole, requisites
 included, against the head only that an article needs without them), and with ``--wget`` runs
-``wget --page-requisites --span-hosts`` beside.
+``wget --page-requisites --span-hosts`` beside. ``--wacz`` (with ``--again``) times
+``export-wacz`` of the first crawl and of the re-check, whose package carries the first crawl's
+captures its revisits stand on.
 
 usage: benchmarks/crawl.py [--articles 2000 10000 ...] [--discovery sitemap|links] [--wget]
-                           [--again] [--demo] [--requisites] [--site-script PATH]
+                           [--again [--wacz]] [--demo] [--requisites] [--site-script PATH]
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, float]:
             "cpu_children": sum(cpu.values()) / hz, "stdout": out}
 
 
-def crawl(source: str, work: Path, name: str, allow: str, *options: str) -> dict[str, float]:
+def crawl(source: str, work: Path, name: str, allow: str, *options: str) -> dict[str, Any]:
     """`source` is an outlet's discovery lines, e.g. ``sitemaps = ["..."]`` (and any other
     outlet settings); `options` go to ``newsarchive crawl``."""
     config = work / f"{name}.toml"
@@ -121,7 +123,8 @@ allow = ['{allow}']
                     if d.name.startswith(name + "-"))  # the newest: crawl ids sort by time
     counts = json.loads((crawl_dir / "manifest.json").read_text())["counts"]
     requisites = re.search(r"requisites \((?:[^)]*, )?fetched (\d+)", figures["stdout"])
-    figures.update(pages=counts["responses"], articles=counts["text_records"],
+    figures.update(crawl_id=crawl_dir.name, pages=counts["responses"],
+                   articles=counts["text_records"],
                    warc_mb=counts["warc_bytes"] / 1e6,
                    requisites=int(requisites.group(1)) if requisites else 0,
                    revisits=sum(v for k, v in counts.items() if k.startswith("revisits/")))
@@ -163,6 +166,19 @@ def discovery_cost(site: Path, pages: int = 300) -> dict[str, float]:
             "worker": per_page(lambda t, u: tree_requisites(t, u, styles), trees)}
 
 
+def export(work: Path, crawl_id: str, label: str) -> None:
+    """`newsarchive export-wacz` of one crawl: time, peak memory, the package and what it
+    says it carries."""
+    package = work / f"{crawl_id}.wacz"
+    f = measure([str(BIN / "newsarchive"), "export-wacz", "--archive", str(work / "archive"),
+                 "--crawl", crawl_id, "-o", str(package)], work)
+    carried = re.search(r"(\d+) capture\(s\) of earlier crawls", f["stdout"])
+    print(f"  export-wacz, {label}: {f['seconds']:.1f} s, peak RSS "
+          f"{f['peak_rss_main'] / 2**20:.0f} MiB, {package.stat().st_size / 1e6:.1f} MB, "
+          f"{carried.group(1) if carried else '?'} originals carried")
+    package.unlink()
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time a live process has used so far."""
     stat = _proc_stat(pid)
@@ -201,6 +217,8 @@ def main() -> None:
     ap.add_argument("--again", action="store_true",
                     help="crawl each site a second time with --recheck (every article "
                          "re-checked with a conditional request: revisit records)")
+    ap.add_argument("--wacz", action="store_true",
+                    help="with --again: time export-wacz of both crawls")
     ap.add_argument("--requisites", action="store_true",
                     help="pages load a stylesheet, font, script, favicon and CDN images: crawl "
                          "with requisites and without")
@@ -274,6 +292,9 @@ def main() -> None:
                           f"new text records, WARC {again['warc_mb']:.1f} MB; CPU ms/page: "
                           f"crawl process {again['cpu_main'] * 1000 / again['pages']:.1f}; peak "
                           f"RSS main process {again['peak_rss_main'] / 2**20:.0f} MiB")
+                    if args.wacz:
+                        for label, crawled in (("first crawl", ours), ("re-check", again)):
+                            export(work, crawled["crawl_id"], label)
             finally:
                 server.terminate()
                 if cdn is not None:

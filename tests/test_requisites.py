@@ -244,6 +244,16 @@ def test_a_second_crawl_stores_no_requisite_again(first: dict[str, Any], again: 
     assert {f["digest"] for f in index if f["mime"] == "warc/revisit"} <= payloads
 
 
+def test_a_304_whose_archived_capture_is_gone_is_counted_and_the_crawl_goes_on(
+        first: dict[str, Any], site: Site, tmp_path: Path) -> None:
+    shutil.copytree(first["work"] / "archive", tmp_path / "archive")
+    for warc in (tmp_path / "archive" / "crawls" / first["dir"].name / "warc").iterdir():
+        warc.unlink()  # as if deleted from the store since
+    again = crawl(tmp_path, site, "--recheck")
+    assert "skipped/unread_304 3" in again["stdout"], again["stdout"]
+    assert site.outlet.url + "req/site.css" in again["records"]  # the section page's
+
+
 def test_verify_and_the_wacz_see_the_requisites(first: dict[str, Any], site: Site,
                                                tmp_path: Path) -> None:
     verified = run_cli("verify", "--archive", str(first["work"] / "archive"))
