@@ -41,5 +41,14 @@ def stored_response(record: Any) -> StoredResponse:
 
 
 def read_stored_response(data: bytes) -> StoredResponse:
-    """One record from the bytes of its gzip member (what a pointer's offset and length read)."""
-    return stored_response(next(iter(ArchiveIterator(io.BytesIO(data)))))
+    """One record from the bytes of its gzip member (what a pointer's offset and length read).
+
+    warcio's iterator and its generator refer to each other: left suspended, the pair (with
+    the member's bytes and the reader's buffers) waits for the cyclic garbage collector, which
+    in a long crawl comes rarely; a crawl reading back thousands of records grew by each one.
+    The generator is closed here, so they go at once."""
+    records = ArchiveIterator(io.BytesIO(data))
+    try:
+        return stored_response(next(records))
+    finally:
+        records.the_iter.close()

@@ -31,7 +31,8 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
-from twisted.internet import threads
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import DeferredSemaphore
 from twisted.python.failure import Failure
 
 from crawler.config import OutletConfig, load_config, parse_since
@@ -68,6 +69,9 @@ _PAGE_NUMBER = re.compile(r"(?:[?&](?:page|p|pg|paged|start|offset)=\d+|/page/\d
 _PRIORITY = {"requisite": 40, "sitemap": 30, "feed": 30, "start": 20, "link": 10,
              "candidate": 0, "recheck": 0}
 _BATCH = 1000  # feed or sitemap entries parsed per hop to the parsing thread
+# archived pages of 304'd articles read back at once: a 304 is tiny to Scrapy's scraper, which
+# lets thousands of them in together, and each read holds its page in memory
+_ARCHIVED_READS = 2
 
 
 class OutletSpider(scrapy.Spider):
@@ -94,6 +98,8 @@ class OutletSpider(scrapy.Spider):
         # pages' markup is read off the reactor, in one thread of its own: in the reactor's
         # pool each thread keeps a malloc arena (20 MB more RSS in benchmarks/crawl.py)
         self._markup_reader = ThreadPoolExecutor(1, thread_name_prefix="markup")
+        self._archived_reads = DeferredSemaphore(_ARCHIVED_READS)
+        self._archived_reader = ThreadPoolExecutor(1, thread_name_prefix="archived")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, job: CrawlJob | None = None,
@@ -403,17 +409,21 @@ class OutletSpider(scrapy.Spider):
         if not outlet.crawl.requisites:
             return
         entry = self.archived.get(response.url)
+        await maybe_deferred_to_future(self._archived_reads.acquire())
         try:
             if not (entry and entry.get("warc_file")):
                 raise ArchiveError("no archived capture in the URL's state")
-            body, encoding = await threads.deferToThread(archived_page, self.archiving, entry)
+            body, encoding = await run_in(self._archived_reader, archived_page, self.archiving,
+                                          entry)
+            markup: Markup = await run_in(self._markup_reader, partial(
+                read_markup, body, response.url, encoding, styles=self._styles))
         except (OSError, NewsarchiveError) as exc:
             logger.warning("%s: the archived capture of %s could not be read for its "
                            "requisites: %s", outlet.name, response.url, exc)
             self._count(outlet, "requisites/skipped/unread_304")
             return
-        markup: Markup = await run_in(self._markup_reader, partial(
-            read_markup, body, response.url, encoding, styles=self._styles))
+        finally:
+            self._archived_reads.release()
         for request in self.requisites(outlet, markup.requisites, 1, response.url):
             yield request
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -66,11 +67,30 @@ def read_markup(body: bytes, page_url: str, encoding: str = "utf-8", *,
     crawl's memory of inline ``<style>`` blocks), its requisites are read too."""
     if head_only and (end := body.find(b"</head>")) > 0:
         body = body[:end]
-    reader = _Reader(styles)
-    parser = etree.HTMLParser(target=reader)
-    parser.feed(body.decode(encoding, "replace"))
-    parser.close()
+    parser, reader = _thread_parser()
+    reader.reset(styles)
+    try:
+        parser.feed(body.decode(encoding, "replace"))
+        parser.close()
+    except BaseException:
+        del _PARSERS.pair  # left mid-document: the next page gets a new one
+        raise
     return reader.markup(page_url)
+
+
+# One parser and its target per thread, reused page after page: an lxml target parser and its
+# context refer to each other, so a parser made per page (with the target's lists and libxml2's
+# parsing context) would wait for the cyclic garbage collector, which comes rarely in a long
+# crawl; a crawl reading thousands of pages grew by each one.
+_PARSERS = threading.local()
+
+
+def _thread_parser() -> tuple[etree.HTMLParser, _Reader]:
+    pair = getattr(_PARSERS, "pair", None)
+    if pair is None:
+        reader = _Reader()
+        pair = _PARSERS.pair = (etree.HTMLParser(target=reader), reader)
+    return pair
 
 
 # Elements that can make a browser load something, by name; any other, by its style attribute
@@ -103,6 +123,10 @@ class _Reader:
     """lxml parser target: called for each start and end tag and each text run."""
 
     def __init__(self, styles: InlineStyles | None = None) -> None:
+        self.reset(styles)
+
+    def reset(self, styles: InlineStyles | None = None) -> None:
+        """Ready for the next document."""
         self.styles = styles  # None: requisites are not asked for
         self.requisites: dict[str, str] = {}  # raw reference -> kind, in order
         self.media = 0      # open <video>/<audio> elements: their <source> is media

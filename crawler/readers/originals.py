@@ -35,7 +35,7 @@ from crawler.store.backends import ArchiveStore
 
 # neighbouring originals in one WARC closer than this are read in one ranged read, up to SPAN
 GAP = 1 << 20
-SPAN = 64 << 20
+SPAN = 8 << 20  # bytes held at once: a ranged read of up to this much
 
 
 @dataclass(frozen=True)
@@ -116,19 +116,26 @@ class Originals:
                                  (own, int(full and own is line), payload, fields["digest"],
                                   url))
 
-    def found(self) -> list[Original]:
-        """The captures found, each once, in the order of their WARCs' bytes."""
-        seen: dict[tuple[str, int], Original] = {}
-        for own, own_full, payload in self._db.execute(
-                "SELECT own, own_full, payload FROM wanted"):
-            for line in (own, None if own_full else payload):
-                if line is None:
-                    continue
-                fields = cdxj_fields(line)
-                place = (fields["filename"], int(fields["offset"]))
-                seen.setdefault(place, Original(bytes(line), place[0], place[1],
-                                                int(fields["length"])))
-        return sorted(seen.values(), key=lambda o: (o.key, o.offset))
+    def found(self) -> int:
+        """Gather the captures found, each once (``carried``); how many."""
+        self._db.execute("CREATE TABLE carried (key TEXT, offset INTEGER, length INTEGER, "
+                         "line BLOB, PRIMARY KEY (key, offset))")
+        with self._db:
+            for own, own_full, payload in self._db.cursor().execute(
+                    "SELECT own, own_full, payload FROM wanted"):  # a row at a time
+                for line in (own, None if own_full else payload):
+                    if line is not None:
+                        fields = cdxj_fields(line)
+                        self._db.execute("INSERT OR IGNORE INTO carried VALUES (?, ?, ?, ?)",
+                                         (fields["filename"], int(fields["offset"]),
+                                          int(fields["length"]), line))
+        return self._db.execute("SELECT count(*) FROM carried").fetchone()[0]
+
+    def carried(self) -> Iterator[Original]:
+        """The captures found, in the order of their WARCs' bytes."""
+        for key, offset, length, line in self._db.execute(
+                "SELECT key, offset, length, line FROM carried ORDER BY key, offset"):
+            yield Original(bytes(line), key, offset, length)
 
     def close(self) -> None:
         self._db.close()
@@ -138,25 +145,31 @@ class Originals:
 _OPEN = "own_full IS NOT 1 AND (own IS NULL OR payload IS NULL)"
 
 
-def read_originals(store: ArchiveStore, originals: list[Original]) -> Iterator[bytes]:
+def read_originals(store: ArchiveStore, originals: Iterable[Original]) -> Iterator[bytes]:
     """Each original's gzip member, in the given order (sorted by WARC and offset), read by
     coalesced ranged reads."""
-    start = 0
-    while start < len(originals):
-        first = originals[start]
-        end = start + 1
-        while (end < len(originals) and originals[end].key == first.key
-               and originals[end].offset - _end(originals[end - 1]) <= GAP
-               and _end(originals[end]) - first.offset <= SPAN):
-            end += 1
-        span = store.read_range(first.key, first.offset, _end(originals[end - 1]) - first.offset)
-        for original in originals[start:end]:
-            member = span[original.offset - first.offset:_end(original) - first.offset]
-            if len(member) != original.length:
-                raise ArchiveError(f"{original.key} ends before the capture its index puts at "
-                                   f"{original.offset}; run `newsarchive verify`")
-            yield member
-        start = end
+    group: list[Original] = []
+    for original in originals:
+        if group and not (original.key == group[0].key
+                          and original.offset - _end(group[-1]) <= GAP
+                          and _end(original) - group[0].offset <= SPAN):
+            yield from _members(store, group)
+            group = []
+        group.append(original)
+    if group:
+        yield from _members(store, group)
+
+
+def _members(store: ArchiveStore, group: list[Original]) -> Iterator[bytes]:
+    """The members of neighbouring originals in one WARC, from one ranged read."""
+    start = group[0].offset
+    span = store.read_range(group[0].key, start, _end(group[-1]) - start)
+    for original in group:
+        member = span[original.offset - start:_end(original) - start]
+        if len(member) != original.length:
+            raise ArchiveError(f"{original.key} ends before the capture its index puts at "
+                               f"{original.offset}; run `newsarchive verify`")
+        yield member
 
 
 def _end(original: Original) -> int:

@@ -126,29 +126,28 @@ class _Package:
         crawl's revisits stand on, so the package replays alone; their index lines join
         `indexes`. The number of originals, and of revisits whose original no earlier crawl
         holds (a deleted crawl)."""
-        wanted = Originals(self.work)
+        originals = Originals(self.work)
         try:
             for path in indexes:
                 with open(path, "rb") as lines:
-                    wanted.want(lines)
-            wanted.search(store, crawl_id)
-            found = wanted.found()
-            unresolved = wanted.unresolved
+                    originals.want(lines)
+            originals.search(store, crawl_id)
+            found = originals.found()
+            if found:
+                name = f"{crawl_id}-originals.warc.gz"
+                unsorted = self.work / "originals.unsorted"
+                with open(unsorted, "wb") as out:
+                    offset = 0
+                    for original in originals.carried():
+                        out.write(_moved(original.line, name, offset))
+                        offset += original.length
+                self.add(f"archive/{name}", offset, read_originals(store, originals.carried()),
+                         zipfile.ZIP_STORED)
+                indexes.append(self.work / "originals.cdxj")
+                write_sorted(unsorted, indexes[-1])
+            return {"originals": found, "unresolved": originals.unresolved}
         finally:
-            wanted.close()
-        if found:
-            name = f"{crawl_id}-originals.warc.gz"
-            unsorted = self.work / "originals.unsorted"
-            with open(unsorted, "wb") as out:
-                offset = 0
-                for original in found:
-                    out.write(_moved(original.line, name, offset))
-                    offset += original.length
-            self.add(f"archive/{name}", offset, read_originals(store, found),
-                     zipfile.ZIP_STORED)
-            indexes.append(self.work / "originals.cdxj")
-            write_sorted(unsorted, indexes[-1])
-        return {"originals": len(found), "unresolved": unresolved}
+            originals.close()
 
     def index(self, indexes: list[Path]) -> int:
         """One sorted CDXJ of every WARC in the package, but for its 304 revisits: the page
