@@ -56,8 +56,8 @@ class Exchange:
     truncated: bool = False  # cut off at max_page_size
     outlet: str | None = None  # whose state this URL belongs to (None: robots.txt and such)
     requisite: bool = False  # loaded by a page: its payload may be stored under another URL
-    # a page the spider reads next: its text, if it is an article, goes in this shard, which
-    # waits for the spider's word (``begin_text`` or ``decided``) before it finishes
+    # a whole page the spider reads next: its text, if it is an article, goes in this shard,
+    # which waits for the spider's word (``begin_text`` or ``decided``) before it finishes
     awaits_spider: bool = False
     etag: str | None = None
     last_modified: str | None = None
@@ -132,7 +132,7 @@ class CaptureWriter:
                 {"url": ex.url, "captured_at": ex.date, "digest": digest,
                  "record_id": response.record_id, **_pointer(response)}))
         shard.responses += 1
-        shard.undecided += ex.awaits_spider and ex.status == 200 and not ex.truncated
+        shard.undecided += ex.awaits_spider
         if profile:
             shard.revisits[f"revisits/{profile.rsplit('/', 1)[1]}"] += 1
         if ex.outlet and (profile or (ex.status == 200 and not ex.truncated)):

@@ -36,7 +36,8 @@ class LeanMetaRefreshMiddleware(MetaRefreshMiddleware):
             return response
         result = super().process_response(request, response)
         capture = request.meta.get(CAPTURE_META)
-        if isinstance(result, Request) and capture and self.archive is not None:
+        if isinstance(result, Request) and capture and capture.get("awaits_spider") \
+                and self.archive is not None:
             # the page never reaches the spider: no text follows its capture
             self.archive.decided(capture["warc_file"])
         return result

@@ -41,7 +41,7 @@ from crawler.crawl.politeness import outlet_stat
 from crawler.crawl.resolve import resolve
 from crawler.crawl.resume import archived_page, reset_queue
 from crawler.crawl.threads import run_in
-from crawler.crawl.warc_capture import ARCHIVED_FLAG, CAPTURE_META
+from crawler.crawl.warc_capture import CAPTURE_META
 from crawler.discovery.css import InlineStyles
 from crawler.discovery.digests import DigestSet
 from crawler.discovery.feeds import Candidate, Listing, NotADiscoveryDocument
@@ -362,8 +362,7 @@ class OutletSpider(scrapy.Spider):
             # an article's text goes into it (crawler.capture.writer); an article says it when
             # its text is announced
             capture = response.meta.get(CAPTURE_META)
-            if not text_follows and capture and ARCHIVED_FLAG not in response.flags \
-                    and response.status == 200:
+            if not text_follows and capture and capture.get("awaits_spider"):
                 self.archiving.decided(capture["warc_file"])
 
     async def parse_page(self, outlet: OutletConfig, response: Response) -> AsyncIterator[Any]:

@@ -60,9 +60,10 @@ class WarcCaptureMiddleware:
             truncated="download_stopped" in response.flags,
             outlet=request.meta.get("outlet"),
             requisite=bool(request.meta.get("requisite")),
-            # a page of an outlet: the spider's parse decides whether a text follows
+            # a whole page of an outlet: the spider's parse decides whether a text follows
             awaits_spider=request.callback is None and bool(request.meta.get("outlet"))
-            and not request.meta.get("requisite"),
+            and not request.meta.get("requisite") and response.status == 200
+            and "download_stopped" not in response.flags,
             etag=_header(response, b"ETag"),
             last_modified=_header(response, b"Last-Modified"),
         )
@@ -71,6 +72,7 @@ class WarcCaptureMiddleware:
             **record_pointer(written.warc_key, written.offset, written.length, written.record_id,
                              written.payload_digest, exchange.date),
             "revisit": written.profile,  # a revisit record: the archive had this payload already
+            "awaits_spider": exchange.awaits_spider,  # its shard waits for the spider's word
         }
         return response
 
